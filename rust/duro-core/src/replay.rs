@@ -1,0 +1,578 @@
+//! The replay machine: a run's events folded into its state, and the
+//! step-level decisions the engine asks for.
+//!
+//! The same [`RunState::apply`] folds events read back from a store and
+//! events the machine emits live (`emit` = apply + push to the caller's
+//! outbox), so a run rebuilt from its journal is the run that wrote it.
+//!
+//! Steps are identified by call order (`seq`) and name: the machine serves a
+//! linear builder (see [`crate::linear`]) and, later, code-first workflows,
+//! whose code simply asks [`RunState::begin_step`] in the order it runs.
+
+use crate::error::{CoreError, NonDeterminism};
+use crate::journal::{ErrorInfo, Event, RunKey, Seq, StepKind};
+use crate::retry::{jitter_seed, RetryDecision, RetryPolicy};
+use crate::time::Millis;
+
+/// The state of one step position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// An attempt started and has no recorded outcome (in flight, or the process died).
+    Running,
+    /// An attempt failed; the next one is due at the time given.
+    RetryWait(Millis),
+    Completed,
+    /// Failed for good.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepState {
+    pub seq: Seq,
+    pub kind: StepKind,
+    pub name: String,
+    /// Attempts started (the current attempt number).
+    pub attempts: u32,
+    /// Attempts that recorded a failure.
+    pub failures: u32,
+    pub status: StepStatus,
+    pub output: Option<Vec<u8>>,
+    pub last_error: Option<ErrorInfo>,
+    /// A durable timer of this step (sleep end, or event-wait timeout), and whether it fired.
+    pub timer_at_ms: Option<Millis>,
+    pub timer_fired: bool,
+    pub first_started_at_ms: Millis,
+    pub ended_at_ms: Option<Millis>,
+}
+
+impl StepState {
+    /// Attempts that started but never recorded an outcome: each one is a
+    /// process that died (or an attempt still in flight).
+    pub fn unfinished_attempts(&self) -> u32 {
+        let finished = self.failures + u32::from(self.status == StepStatus::Completed);
+        self.attempts.saturating_sub(finished)
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.status, StepStatus::Completed | StepStatus::Failed)
+    }
+}
+
+/// An event sent to the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub name: String,
+    pub payload: Vec<u8>,
+    pub at_ms: Millis,
+    /// The wait step that consumed it.
+    pub consumed_by: Option<Seq>,
+}
+
+/// Why the run turned back to compensate (a failure, a timeout, a cancellation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnBack {
+    pub reason: ErrorInfo,
+    pub failed_seq: Option<Seq>,
+    /// First seq of the compensation phase (steps recorded when it began).
+    pub first_seq: Seq,
+    pub at_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed { output: Vec<u8> },
+    Failed { error: ErrorInfo },
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn status_str(&self) -> &'static str {
+        match self {
+            Outcome::Completed { .. } => "completed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What the engine should do with a step it is about to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepDecision {
+    /// The step completed before: use the recorded output, don't run it.
+    Replay { output: Vec<u8> },
+    /// The step failed for good before: raise the recorded error, don't run it.
+    ReplayFailed { error: ErrorInfo },
+    /// Run attempt `attempt` (a `StepStarted` was emitted).
+    Run { attempt: u32 },
+    /// The previous attempt failed; the next one is due at this time.
+    RetryAt(Millis),
+}
+
+/// The fold of one run's journal.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run_key: RunKey,
+    pub run_id: String,
+    pub workflow: String,
+    pub version: String,
+    pub input: Vec<u8>,
+    pub deadline_ms: Option<Millis>,
+    pub start_at_ms: Option<Millis>,
+    pub step_count: u32,
+    pub created_at_ms: Millis,
+    event_count: u32,
+    steps: Vec<StepState>,
+    inbox: Vec<Received>,
+    paused: bool,
+    cancel: Option<bool>,
+    turned_back: Option<TurnBack>,
+    outcome: Option<Outcome>,
+    last_event_at_ms: Millis,
+}
+
+impl RunState {
+    /// Starts the fold with the run's first event, which must be `RunStarted`.
+    pub fn new(run_key: RunKey, first: &Event) -> Result<RunState, CoreError> {
+        match first {
+            Event::RunStarted { run_id, workflow, version, input, deadline_ms, start_at_ms, step_count, at_ms } => {
+                Ok(RunState {
+                    run_key,
+                    run_id: run_id.clone(),
+                    workflow: workflow.clone(),
+                    version: version.clone(),
+                    input: input.clone(),
+                    deadline_ms: *deadline_ms,
+                    start_at_ms: *start_at_ms,
+                    step_count: *step_count,
+                    created_at_ms: *at_ms,
+                    event_count: 1,
+                    steps: Vec::new(),
+                    inbox: Vec::new(),
+                    paused: false,
+                    cancel: None,
+                    turned_back: None,
+                    outcome: None,
+                    last_event_at_ms: *at_ms,
+                })
+            }
+            other => Err(CoreError::Inconsistent {
+                run_id: format!("#{run_key}"),
+                detail: format!("the first event is {}, not run_started", other.kind_name()),
+            }),
+        }
+    }
+
+    /// Rebuilds a run from its whole journal.
+    pub fn replay<'a>(run_key: RunKey, events: impl IntoIterator<Item = &'a Event>) -> Result<RunState, CoreError> {
+        let mut events = events.into_iter();
+        let first = events.next().ok_or_else(|| CoreError::Inconsistent {
+            run_id: format!("#{run_key}"),
+            detail: "the journal is empty".into(),
+        })?;
+        let mut state = RunState::new(run_key, first)?;
+        for event in events {
+            state.apply(event)?;
+        }
+        Ok(state)
+    }
+
+    /// Number of events folded so far: the position of the next append.
+    pub fn event_count(&self) -> u32 {
+        self.event_count
+    }
+    pub fn steps(&self) -> &[StepState] {
+        &self.steps
+    }
+    pub fn step(&self, seq: Seq) -> Option<&StepState> {
+        self.steps.get(seq as usize)
+    }
+    pub fn inbox(&self) -> &[Received] {
+        &self.inbox
+    }
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+    /// `Some(compensate)` once a cancellation was requested.
+    pub fn cancel_requested(&self) -> Option<bool> {
+        self.cancel
+    }
+    pub fn turned_back(&self) -> Option<&TurnBack> {
+        self.turned_back.as_ref()
+    }
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+    pub fn last_event_at_ms(&self) -> Millis {
+        self.last_event_at_ms
+    }
+
+    /// The first unconsumed event named `name`, if any.
+    pub fn pending_event(&self, name: &str) -> Option<&Received> {
+        self.inbox.iter().find(|r| r.consumed_by.is_none() && r.name == name)
+    }
+
+    fn inconsistent(&self, detail: String) -> CoreError {
+        CoreError::Inconsistent { run_id: self.run_id.clone(), detail }
+    }
+
+    fn step_mut(&mut self, seq: Seq, event: &'static str) -> Result<&mut StepState, CoreError> {
+        if (seq as usize) < self.steps.len() {
+            Ok(&mut self.steps[seq as usize])
+        } else {
+            Err(self.inconsistent(format!("{event} for step #{seq}, which never started")))
+        }
+    }
+
+    /// Folds one event into the state. Fails (never panics) on a journal that
+    /// could not have been written by the machine.
+    pub fn apply(&mut self, event: &Event) -> Result<(), CoreError> {
+        if let Some(outcome) = &self.outcome {
+            return Err(self.inconsistent(format!(
+                "{} after the run already {}",
+                event.kind_name(),
+                outcome.status_str()
+            )));
+        }
+        match event {
+            Event::RunStarted { .. } => {
+                return Err(self.inconsistent("a second run_started event".into()));
+            }
+            Event::StepStarted { seq, kind, name, attempt, at_ms } => {
+                let index = *seq as usize;
+                if index == self.steps.len() {
+                    self.steps.push(StepState {
+                        seq: *seq,
+                        kind: *kind,
+                        name: name.clone(),
+                        attempts: *attempt,
+                        failures: 0,
+                        status: StepStatus::Running,
+                        output: None,
+                        last_error: None,
+                        timer_at_ms: None,
+                        timer_fired: false,
+                        first_started_at_ms: *at_ms,
+                        ended_at_ms: None,
+                    });
+                } else if index < self.steps.len() {
+                    let step = &mut self.steps[index];
+                    if step.kind != *kind || step.name != *name {
+                        let detail = format!(
+                            "step #{seq} started as {} {:?} and again as {kind} {name:?}",
+                            step.kind, step.name
+                        );
+                        return Err(self.inconsistent(detail));
+                    }
+                    if step.is_done() {
+                        return Err(self.inconsistent(format!("step #{seq} started again after it ended")));
+                    }
+                    step.attempts = (*attempt).max(step.attempts);
+                    step.status = StepStatus::Running;
+                } else {
+                    return Err(self.inconsistent(format!(
+                        "step #{seq} started but only {} steps exist",
+                        self.steps.len()
+                    )));
+                }
+            }
+            Event::StepCompleted { seq, at_ms, output, .. } => {
+                let step = self.step_mut(*seq, "step_completed")?;
+                if step.is_done() {
+                    return Err(self.inconsistent(format!("step #{seq} completed twice")));
+                }
+                step.status = StepStatus::Completed;
+                step.output = Some(output.clone());
+                step.ended_at_ms = Some(*at_ms);
+                if step.kind == StepKind::WaitEvent {
+                    let name = step.name.clone();
+                    let received = self
+                        .inbox
+                        .iter_mut()
+                        .find(|r| r.consumed_by.is_none() && r.name == name)
+                        .ok_or_else(|| CoreError::Inconsistent {
+                            run_id: self.run_id.clone(),
+                            detail: format!("wait #{seq} for {name:?} completed without a received event"),
+                        })?;
+                    received.consumed_by = Some(*seq);
+                }
+            }
+            Event::StepFailed { seq, error, retry_at_ms, at_ms, .. } => {
+                let step = self.step_mut(*seq, "step_failed")?;
+                if step.is_done() {
+                    return Err(self.inconsistent(format!("step #{seq} failed after it ended")));
+                }
+                step.failures += 1;
+                step.last_error = Some(error.clone());
+                match retry_at_ms {
+                    Some(at) => step.status = StepStatus::RetryWait(*at),
+                    None => {
+                        step.status = StepStatus::Failed;
+                        step.ended_at_ms = Some(*at_ms);
+                    }
+                }
+            }
+            Event::TimerSet { seq, fire_at_ms, .. } => {
+                let step = self.step_mut(*seq, "timer_set")?;
+                step.timer_at_ms = Some(*fire_at_ms);
+                step.timer_fired = false;
+            }
+            Event::TimerFired { seq, .. } => {
+                let step = self.step_mut(*seq, "timer_fired")?;
+                if step.timer_at_ms.is_none() {
+                    return Err(self.inconsistent(format!("timer of step #{seq} fired but was never set")));
+                }
+                step.timer_fired = true;
+            }
+            Event::EventReceived { name, payload, at_ms } => {
+                self.inbox.push(Received {
+                    name: name.clone(),
+                    payload: payload.clone(),
+                    at_ms: *at_ms,
+                    consumed_by: None,
+                });
+            }
+            Event::Paused { .. } => self.paused = true,
+            Event::Resumed { .. } => self.paused = false,
+            Event::CancelRequested { compensate, .. } => {
+                // A second request can only widen it: compensate once asked.
+                self.cancel = Some(self.cancel.unwrap_or(false) || *compensate);
+            }
+            Event::CompensationStarted { reason, failed_seq, at_ms } => {
+                if self.turned_back.is_some() {
+                    return Err(self.inconsistent("compensation started twice".into()));
+                }
+                self.turned_back = Some(TurnBack {
+                    reason: reason.clone(),
+                    failed_seq: *failed_seq,
+                    first_seq: self.steps.len() as Seq,
+                    at_ms: *at_ms,
+                });
+            }
+            Event::RunCompleted { output, .. } => self.outcome = Some(Outcome::Completed { output: output.clone() }),
+            Event::RunFailed { error, .. } => self.outcome = Some(Outcome::Failed { error: error.clone() }),
+            Event::RunCancelled { .. } => self.outcome = Some(Outcome::Cancelled),
+        }
+        self.event_count += 1;
+        self.last_event_at_ms = self.last_event_at_ms.max(event.at_ms());
+        Ok(())
+    }
+
+    /// Applies `event` and queues it in `out` for the caller to make durable.
+    pub fn emit(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), CoreError> {
+        self.apply(&event)?;
+        out.push(event);
+        Ok(())
+    }
+
+    /// "Begin step (seq, name)": replay the recorded result, run an attempt,
+    /// or wait for a retry; a different name or kind at a recorded position
+    /// is a non-determinism error.
+    pub fn begin_step(
+        &mut self,
+        seq: Seq,
+        kind: StepKind,
+        name: &str,
+        now_ms: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<StepDecision, CoreError> {
+        let index = seq as usize;
+        if index > self.steps.len() {
+            return Err(CoreError::InvalidInput {
+                what: "step seq",
+                reason: format!("step #{seq} asked for, but the next step is #{}", self.steps.len()),
+            });
+        }
+        if index == self.steps.len() {
+            self.emit(Event::StepStarted { seq, kind, name: name.to_owned(), attempt: 1, at_ms: now_ms }, out)?;
+            return Ok(StepDecision::Run { attempt: 1 });
+        }
+        let step = &self.steps[index];
+        if step.kind != kind || step.name != name {
+            return Err(NonDeterminism {
+                seq,
+                expected: step.name.clone(),
+                expected_kind: step.kind,
+                found: name.to_owned(),
+                found_kind: kind,
+            }
+            .into());
+        }
+        match step.status {
+            StepStatus::Completed => Ok(StepDecision::Replay { output: step.output.clone().unwrap_or_default() }),
+            StepStatus::Failed => {
+                Ok(StepDecision::ReplayFailed { error: step.last_error.clone().unwrap_or_default() })
+            }
+            StepStatus::RetryWait(at) if at > now_ms => Ok(StepDecision::RetryAt(at)),
+            StepStatus::RetryWait(_) | StepStatus::Running => {
+                let attempt = step.attempts + 1;
+                self.emit(Event::StepStarted { seq, kind, name: name.to_owned(), attempt, at_ms: now_ms }, out)?;
+                Ok(StepDecision::Run { attempt })
+            }
+        }
+    }
+
+    fn running_attempt(&self, seq: Seq, attempt: u32) -> Result<&StepState, CoreError> {
+        let step = self.steps.get(seq as usize).ok_or_else(|| CoreError::StaleResult {
+            run_id: self.run_id.clone(),
+            seq,
+            why: "no such step",
+        })?;
+        if step.status != StepStatus::Running || step.attempts != attempt {
+            return Err(CoreError::StaleResult {
+                run_id: self.run_id.clone(),
+                seq,
+                why: "a newer attempt started, or the step already has an outcome",
+            });
+        }
+        Ok(step)
+    }
+
+    /// The running attempt returned `output`.
+    pub fn complete_step(
+        &mut self,
+        seq: Seq,
+        attempt: u32,
+        output: Vec<u8>,
+        now_ms: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<(), CoreError> {
+        self.running_attempt(seq, attempt)?;
+        self.emit(Event::StepCompleted { seq, attempt, output, at_ms: now_ms }, out)
+    }
+
+    /// The running attempt failed with `error`: retry at a time chosen by
+    /// `policy` (recorded, so replay agrees) or give up.
+    pub fn fail_step(
+        &mut self,
+        seq: Seq,
+        attempt: u32,
+        error: ErrorInfo,
+        policy: &RetryPolicy,
+        now_ms: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<RetryDecision, CoreError> {
+        let step = self.running_attempt(seq, attempt)?;
+        let decision = policy.decide(&error, step.failures + 1, now_ms, jitter_seed(&self.run_id, seq, attempt));
+        let retry_at_ms = match decision {
+            RetryDecision::RetryAt(at) => Some(at),
+            RetryDecision::GiveUp(_) => None,
+        };
+        self.emit(Event::StepFailed { seq, attempt, error, retry_at_ms, at_ms: now_ms }, out)?;
+        Ok(decision)
+    }
+}
+
+/// The idempotency key of a step: stable across attempts and restarts.
+pub fn idempotency_key(run_id: &str, kind: StepKind, name: &str) -> String {
+    match kind {
+        StepKind::Compensation => format!("{run_id}:compensate:{name}"),
+        StepKind::OnFailure => format!("{run_id}:on_failure"),
+        _ => format!("{run_id}:{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            workflow: "wf".into(),
+            version: "1".into(),
+            input: b"{}".to_vec(),
+            deadline_ms: None,
+            start_at_ms: None,
+            step_count: 2,
+            at_ms: 10,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::builder().max_attempts(2).initial_delay_ms(100).jitter(0.0).build().unwrap()
+    }
+
+    #[test]
+    fn begin_run_complete_then_replay() {
+        let mut out = Vec::new();
+        let mut state = RunState::new(1, &started()).unwrap();
+        assert_eq!(state.begin_step(0, StepKind::Task, "a", 20, &mut out).unwrap(), StepDecision::Run { attempt: 1 });
+        state.complete_step(0, 1, b"1".to_vec(), 30, &mut out).unwrap();
+        let mut journal = vec![started()];
+        journal.extend(out.drain(..));
+        let mut replayed = RunState::replay(1, &journal).unwrap();
+        assert_eq!(
+            replayed.begin_step(0, StepKind::Task, "a", 40, &mut out).unwrap(),
+            StepDecision::Replay { output: b"1".to_vec() }
+        );
+        assert!(out.is_empty(), "replay emits nothing");
+        assert_eq!(replayed.event_count(), 3);
+    }
+
+    #[test]
+    fn renamed_step_is_non_determinism() {
+        let mut out = Vec::new();
+        let mut state = RunState::new(1, &started()).unwrap();
+        state.begin_step(0, StepKind::Task, "reserve", 20, &mut out).unwrap();
+        let err = state.begin_step(0, StepKind::Task, "charge", 20, &mut out).unwrap_err();
+        match err {
+            CoreError::NonDeterminism(nd) => {
+                assert_eq!((nd.seq, nd.expected.as_str(), nd.found.as_str()), (0, "reserve", "charge"));
+                assert!(nd.to_string().contains("\"reserve\""));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_waits_then_runs_next_attempt_and_gives_up() {
+        let mut out = Vec::new();
+        let mut state = RunState::new(1, &started()).unwrap();
+        state.begin_step(0, StepKind::Task, "a", 0, &mut out).unwrap();
+        let err = ErrorInfo::new("E", "boom", true);
+        assert_eq!(state.fail_step(0, 1, err.clone(), &policy(), 1_000, &mut out).unwrap(), RetryDecision::RetryAt(1_100));
+        assert_eq!(state.begin_step(0, StepKind::Task, "a", 1_050, &mut out).unwrap(), StepDecision::RetryAt(1_100));
+        assert_eq!(state.begin_step(0, StepKind::Task, "a", 1_100, &mut out).unwrap(), StepDecision::Run { attempt: 2 });
+        assert!(matches!(state.fail_step(0, 2, err, &policy(), 1_200, &mut out).unwrap(), RetryDecision::GiveUp(_)));
+        assert!(matches!(
+            state.begin_step(0, StepKind::Task, "a", 1_300, &mut out).unwrap(),
+            StepDecision::ReplayFailed { .. }
+        ));
+    }
+
+    #[test]
+    fn crashed_attempt_runs_again_with_next_attempt_number() {
+        let mut out = Vec::new();
+        let mut state = RunState::new(1, &started()).unwrap();
+        state.begin_step(0, StepKind::Task, "a", 0, &mut out).unwrap();
+        let mut journal = vec![started()];
+        journal.append(&mut out);
+        let mut recovered = RunState::replay(1, &journal).unwrap();
+        assert_eq!(recovered.step(0).unwrap().unfinished_attempts(), 1);
+        assert_eq!(recovered.begin_step(0, StepKind::Task, "a", 5, &mut out).unwrap(), StepDecision::Run { attempt: 2 });
+        // A late result from the dead attempt is refused.
+        assert!(matches!(
+            recovered.complete_step(0, 1, vec![], 6, &mut out),
+            Err(CoreError::StaleResult { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_journals_are_errors_not_panics() {
+        let completed_unstarted = [started(), Event::StepCompleted { seq: 0, attempt: 1, output: vec![], at_ms: 1 }];
+        assert!(RunState::replay(1, &completed_unstarted).is_err());
+        let after_end = [started(), Event::RunCancelled { at_ms: 1 }, Event::Paused { at_ms: 2 }];
+        assert!(RunState::replay(1, &after_end).is_err());
+        assert!(RunState::replay(1, &[Event::Paused { at_ms: 0 }]).is_err());
+        assert!(RunState::replay(1, &[]).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable() {
+        assert_eq!(idempotency_key("o-1", StepKind::Task, "charge"), "o-1:charge");
+        assert_eq!(idempotency_key("o-1", StepKind::Compensation, "charge"), "o-1:compensate:charge");
+    }
+}
