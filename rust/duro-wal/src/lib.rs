@@ -1,0 +1,55 @@
+//! duro-wal: a generic, segmented, append-only write-ahead log.
+//!
+//! Records are `(record_type: u8, payload: bytes)`; the log knows nothing about what they
+//! mean. Appends from any thread are encoded into one pending buffer (so LSNs are
+//! contiguous); one writer thread writes whatever is pending, fdatasyncs it (group commit),
+//! and only then reports it durable: through [`Ticket::wait`], [`Wal::wait_durable`] and the
+//! [`DurableSink`].
+//!
+//! Invariants:
+//! - Nothing is acknowledged before the fdatasync that covers it returned OK.
+//! - After a failed write or fsync nothing is ever acknowledged again (fail-stop); the next
+//!   open recovers from what reached the disk.
+//! - Recovery returns a contiguous prefix of what was appended, containing everything that
+//!   was acknowledged, byte-identical; it refuses to open (`Corrupt`) rather than discard
+//!   data that had been synced.
+//!
+//! The on-disk format is documented in `format.rs` next to the encoders.
+
+mod error;
+mod format;
+pub mod fs;
+mod options;
+mod recovery;
+mod rng;
+mod segment;
+mod sink;
+mod wal;
+
+pub use error::WalError;
+pub use format::{
+    segment_file_name, FORMAT_VERSION, RECORD_OVERHEAD, SEGMENT_HEADER_SIZE,
+};
+pub use options::{SyncMode, WalOptions, MAX_SEGMENT_SIZE};
+pub use recovery::{RecoveredRecord, Recovery, TornTail};
+pub use sink::{DurableBatch, DurableSink, NullSink, RecordIter, RecordView};
+pub use wal::{Ticket, Wal, WalStats};
+
+/// Log sequence number: contiguous; the first record of a fresh log is 1.
+pub type Lsn = u64;
+
+/// One record to append. `record_type` 0 is reserved and rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub record_type: u8,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    pub fn new(record_type: u8, payload: &'a [u8]) -> Record<'a> {
+        Record {
+            record_type,
+            payload,
+        }
+    }
+}
