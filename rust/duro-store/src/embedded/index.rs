@@ -1,0 +1,444 @@
+//! The SQLite index: the queryable copy of the log (runs and their
+//! journals), kept by applying log records in batches.
+//!
+//! Format (index format version 1), in `index.sqlite3`:
+//!
+//! ```text
+//! meta(key TEXT PRIMARY KEY, value INTEGER)   format_version, applied_lsn
+//! runs(run_key INTEGER PRIMARY KEY, run_id TEXT UNIQUE, workflow, version, status,
+//!      created_at, started_at, updated_at, completed_at, current_step, step_count,
+//!      completed_step_count, error_type, error_message, error_retryable, wake_at, event_count)
+//! events(run_key, position, body BLOB, PRIMARY KEY(run_key, position)) WITHOUT ROWID
+//! ```
+//!
+//! `events.body` is the journal codec's encoding of one event; `runs` is the
+//! summary folded from them. `applied_lsn` is committed in the same
+//! transaction as the rows it covers, so applying a log record twice is
+//! impossible and recovery re-applies exactly the records after it.
+//! Commits use `synchronous=NORMAL` (the log is the truth until released);
+//! [`Index::commit_durably`] forces a synced commit before log segments are
+//! released (RELIABILITY rule 7).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use duro_core::journal::{decode_event, ErrorInfo, Event, RunKey};
+use duro_core::summary::{RunStatus, RunSummary};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::api::RunFilter;
+use crate::error::StoreError;
+use crate::record::{self, RUN_EVENTS};
+
+/// Index layout version written by this build.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_key INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    workflow TEXT NOT NULL,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    completed_at INTEGER,
+    current_step TEXT,
+    step_count INTEGER NOT NULL,
+    completed_step_count INTEGER NOT NULL,
+    error_type TEXT,
+    error_message TEXT,
+    error_retryable INTEGER,
+    wake_at INTEGER,
+    event_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    run_key INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (run_key, position)
+) WITHOUT ROWID;
+";
+
+const SUMMARY_COLUMNS: &str = "run_key, run_id, workflow, version, status, created_at, started_at, updated_at, \
+     completed_at, current_step, step_count, completed_step_count, error_type, error_message, error_retryable, \
+     wake_at, event_count";
+
+pub(crate) struct Index {
+    conn: Connection,
+    path: PathBuf,
+    /// Summaries of unfinished runs touched since open, to fold new events into.
+    cache: HashMap<RunKey, RunSummary>,
+    applied_lsn: u64,
+}
+
+/// What one applied batch changed.
+#[derive(Default)]
+pub(crate) struct Applied {
+    pub last_lsn: u64,
+    /// Run ids first written in this batch (no longer "pending" once committed).
+    pub created_ids: Vec<String>,
+    /// Runs that reached a terminal event.
+    pub finished: Vec<RunKey>,
+}
+
+fn sql_err<'p>(path: &'p Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
+    move |source| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::IndexCorrupt { path: path.to_path_buf(), detail: source.to_string() }
+        }
+        _ => StoreError::Index { op, path: path.to_path_buf(), source },
+    }
+}
+
+/// Opens a connection with the pragmas both connections use.
+pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path, "open"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql_err(path, "configure"))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err(path, "configure"))?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err(path, "configure"))?;
+    conn.pragma_update(None, "cache_size", -16_000).map_err(sql_err(path, "configure"))?;
+    Ok(conn)
+}
+
+impl Index {
+    pub(crate) fn open(path: &Path) -> Result<Index, StoreError> {
+        let conn = open_connection(path, false)?;
+        conn.execute_batch(SCHEMA).map_err(sql_err(path, "create the schema"))?;
+        let version: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql_err(path, "read the format version"))?;
+        match version {
+            None => {
+                conn.execute("INSERT INTO meta(key, value) VALUES ('format_version', ?1)", [INDEX_FORMAT_VERSION])
+                    .map_err(sql_err(path, "write the format version"))?;
+            }
+            Some(v) if v > INDEX_FORMAT_VERSION as i64 => {
+                return Err(StoreError::NewerFormat {
+                    what: "the run index",
+                    path: path.to_path_buf(),
+                    found: v as u32,
+                    supported: INDEX_FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+        }
+        let applied_lsn: i64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'applied_lsn'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql_err(path, "read applied_lsn"))?
+            .unwrap_or(0);
+        Ok(Index { conn, path: path.to_path_buf(), cache: HashMap::new(), applied_lsn: applied_lsn as u64 })
+    }
+
+    pub(crate) fn applied_lsn(&self) -> u64 {
+        self.applied_lsn
+    }
+
+    pub(crate) fn max_run_key(&self) -> Result<RunKey, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(run_key) FROM runs", [], |r| r.get(0))
+            .map_err(sql_err(&self.path, "read the largest run key"))?;
+        Ok(max.unwrap_or(0) as RunKey)
+    }
+
+    /// Applies log records `(lsn, record_type, payload)` in LSN order, in one
+    /// transaction. Records at or below `applied_lsn` are skipped.
+    pub(crate) fn apply<'a>(
+        &mut self,
+        records: impl Iterator<Item = (u64, u8, &'a [u8])>,
+    ) -> Result<Applied, StoreError> {
+        let result = self.apply_inner(records);
+        if result.is_err() {
+            // The transaction rolled back; the cached summaries may hold its events.
+            self.cache.clear();
+        }
+        result
+    }
+
+    fn apply_inner<'a>(
+        &mut self,
+        records: impl Iterator<Item = (u64, u8, &'a [u8])>,
+    ) -> Result<Applied, StoreError> {
+        let path = self.path.clone();
+        let err = sql_err(&path, "apply log records");
+        let mut applied = Applied { last_lsn: self.applied_lsn, ..Applied::default() };
+        let mut touched: HashSet<RunKey> = HashSet::new();
+        let tx = self.conn.transaction().map_err(&err)?;
+        {
+            let mut insert_event =
+                tx.prepare_cached("INSERT INTO events(run_key, position, body) VALUES (?1, ?2, ?3)").map_err(&err)?;
+            for (lsn, record_type, payload) in records {
+                if lsn <= applied.last_lsn {
+                    continue;
+                }
+                if record_type != RUN_EVENTS {
+                    return Err(StoreError::BadRecord {
+                        lsn,
+                        detail: format!("unknown record type {record_type}; written by a newer duro?"),
+                    });
+                }
+                let run = record::decode(payload).map_err(|detail| StoreError::BadRecord { lsn, detail })?;
+                for (i, body) in run.events.iter().enumerate() {
+                    let event = decode_event(body).map_err(|e| StoreError::BadRecord { lsn, detail: e.to_string() })?;
+                    let position = run.first_position + i as u32;
+                    let summary = match self.cache.get_mut(&run.run_key) {
+                        Some(summary) => summary,
+                        None => {
+                            let summary = if position == 0 {
+                                let s = RunSummary::start(run.run_key, &event).ok_or_else(|| StoreError::BadRecord {
+                                    lsn,
+                                    detail: format!("run #{} starts with {}", run.run_key, event.kind_name()),
+                                })?;
+                                applied.created_ids.push(s.run_id.clone());
+                                s
+                            } else {
+                                load_summary(&tx, &path, run.run_key)?.ok_or(StoreError::BadRecord {
+                                    lsn,
+                                    detail: format!("events for run #{} which has no start", run.run_key),
+                                })?
+                            };
+                            self.cache.entry(run.run_key).or_insert(summary)
+                        }
+                    };
+                    if position == 0 {
+                        // Already folded by RunSummary::start.
+                    } else if position != summary.event_count {
+                        return Err(StoreError::BadRecord {
+                            lsn,
+                            detail: format!(
+                                "run #{} event at position {position}, expected {}",
+                                run.run_key, summary.event_count
+                            ),
+                        });
+                    } else {
+                        summary.apply(&event);
+                    }
+                    insert_event.execute(params![run.run_key as i64, position, body]).map_err(&err)?;
+                    if event.is_terminal() {
+                        applied.finished.push(run.run_key);
+                    }
+                }
+                touched.insert(run.run_key);
+                applied.last_lsn = lsn;
+            }
+            let mut upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO runs({SUMMARY_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                ))
+                .map_err(&err)?;
+            for key in &touched {
+                let s = &self.cache[key];
+                let (error_type, error_message, error_retryable) = match &s.error {
+                    Some(e) => (Some(e.error_type.as_str()), Some(e.message.as_str()), Some(e.retryable)),
+                    None => (None, None, None),
+                };
+                upsert
+                    .execute(params![
+                        s.run_key as i64,
+                        s.run_id,
+                        s.workflow,
+                        s.version,
+                        s.status.as_str(),
+                        s.created_at_ms as i64,
+                        s.started_at_ms.map(|v| v as i64),
+                        s.updated_at_ms as i64,
+                        s.completed_at_ms.map(|v| v as i64),
+                        s.current_step,
+                        s.step_count,
+                        s.completed_step_count,
+                        error_type,
+                        error_message,
+                        error_retryable,
+                        s.wake_at_ms.map(|v| v as i64),
+                        s.event_count,
+                    ])
+                    .map_err(&err)?;
+            }
+            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)", [applied.last_lsn as i64])
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        self.applied_lsn = applied.last_lsn;
+        for key in &applied.finished {
+            self.cache.remove(key);
+        }
+        Ok(applied)
+    }
+
+    /// Makes every commit so far durable: one commit with `synchronous=FULL`
+    /// syncs the SQLite WAL, which holds all earlier commits.
+    pub(crate) fn commit_durably(&mut self) -> Result<(), StoreError> {
+        let err = sql_err(&self.path, "sync the index");
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+        let result = self
+            .conn
+            .execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)", [self.applied_lsn as i64])
+            .map(|_| ());
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(&err)?;
+        result.map_err(&err)
+    }
+}
+
+fn load_summary(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
+    let events = read_events(conn, path, run_key)?;
+    let Some(first) = events.first() else { return Ok(None) };
+    let mut summary = RunSummary::start(run_key, first)
+        .ok_or_else(|| StoreError::IndexCorrupt { path: path.to_path_buf(), detail: format!("run #{run_key} does not start with run_started") })?;
+    for event in &events[1..] {
+        summary.apply(event);
+    }
+    Ok(Some(summary))
+}
+
+pub(crate) fn read_events(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+    let err = sql_err(path, "read a journal");
+    let mut stmt = conn.prepare_cached("SELECT position, body FROM events WHERE run_key = ?1 ORDER BY position").map_err(&err)?;
+    let mut rows = stmt.query([run_key as i64]).map_err(&err)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        let position: i64 = row.get(0).map_err(&err)?;
+        if position != events.len() as i64 {
+            return Err(StoreError::IndexCorrupt {
+                path: path.to_path_buf(),
+                detail: format!("run #{run_key} is missing event {}", events.len()),
+            });
+        }
+        let body = row.get_ref(1).map_err(&err)?.as_blob().map_err(|e| StoreError::IndexCorrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        events.push(decode_event(body).map_err(|e| StoreError::IndexCorrupt {
+            path: path.to_path_buf(),
+            detail: format!("run #{run_key} event {position}: {e}"),
+        })?);
+    }
+    Ok(events)
+}
+
+fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    let status: String = row.get(4)?;
+    let error_type: Option<String> = row.get(12)?;
+    let opt_u64 = |v: Option<i64>| v.map(|v| v as u64);
+    Ok(RunSummary {
+        run_key: row.get::<_, i64>(0)? as u64,
+        run_id: row.get(1)?,
+        workflow: row.get(2)?,
+        version: row.get(3)?,
+        status: RunStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, format!("unknown status {status:?}").into())
+        })?,
+        created_at_ms: row.get::<_, i64>(5)? as u64,
+        started_at_ms: opt_u64(row.get(6)?),
+        updated_at_ms: row.get::<_, i64>(7)? as u64,
+        completed_at_ms: opt_u64(row.get(8)?),
+        current_step: row.get(9)?,
+        step_count: row.get(10)?,
+        completed_step_count: row.get(11)?,
+        error: match error_type {
+            Some(error_type) => Some(ErrorInfo {
+                error_type,
+                message: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                retryable: row.get::<_, Option<bool>>(14)?.unwrap_or(false),
+            }),
+            None => None,
+        },
+        wake_at_ms: opt_u64(row.get(15)?),
+        event_count: row.get(16)?,
+        fold: Default::default(),
+    })
+}
+
+/// Queries on the read connection.
+pub(crate) struct Reader {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+}
+
+impl Reader {
+    pub(crate) fn summary_by_id(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
+        let err = sql_err(&self.path, "read a run");
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_id = ?1")).map_err(&err)?;
+        stmt.query_row([run_id], summary_from_row).optional().map_err(&err)
+    }
+
+    pub(crate) fn run_key_of(&self, run_id: &str) -> Result<Option<RunKey>, StoreError> {
+        let err = sql_err(&self.path, "look up a run id");
+        let mut stmt = self.conn.prepare_cached("SELECT run_key FROM runs WHERE run_id = ?1").map_err(&err)?;
+        stmt.query_row([run_id], |r| r.get::<_, i64>(0)).optional().map(|k| k.map(|k| k as u64)).map_err(&err)
+    }
+
+    pub(crate) fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
+        let err = sql_err(&self.path, "read a run");
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1")).map_err(&err)?;
+        stmt.query_row([run_key as i64], summary_from_row).optional().map_err(&err)
+    }
+
+    pub(crate) fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+        read_events(&self.conn, &self.path, run_key)
+    }
+
+    pub(crate) fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let err = sql_err(&self.path, "list runs");
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if !filter.statuses.is_empty() {
+            let marks: Vec<String> = filter
+                .statuses
+                .iter()
+                .map(|s| {
+                    args.push(s.as_str().to_owned().into());
+                    format!("?{}", args.len())
+                })
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+        }
+        if let Some(workflow) = &filter.workflow {
+            args.push(workflow.clone().into());
+            sql.push_str(&format!(" AND workflow = ?{}", args.len()));
+        }
+        if let Some(after) = filter.created_after_ms {
+            args.push((after as i64).into());
+            sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
+        }
+        if let Some(before) = filter.created_before_ms {
+            args.push((before as i64).into());
+            sql.push_str(&format!(" AND created_at < ?{}", args.len()));
+        }
+        args.push((filter.effective_limit() as i64).into());
+        sql.push_str(&format!(" ORDER BY created_at DESC, run_key DESC LIMIT ?{}", args.len()));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), summary_from_row).map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+
+    pub(crate) fn unfinished(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+        let err = sql_err(&self.path, "list unfinished runs");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') \
+                 ORDER BY run_key LIMIT ?1"
+            ))
+            .map_err(&err)?;
+        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], summary_from_row).map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+}

@@ -1,0 +1,193 @@
+//! The indexer thread: applies durable log batches to the SQLite index,
+//! publishes how far it got, and releases log segments the index covers.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use duro_wal::{DurableBatch, DurableSink, Wal, WalError};
+
+use super::index::Index;
+use super::{lock, Registry};
+use crate::api::AckSink;
+use crate::error::StoreError;
+
+pub(crate) enum IndexerMsg {
+    Batch(Arc<DurableBatch>),
+    Stop,
+}
+
+/// Receives the log's durability notifications on the writer thread: tells
+/// the engine (acknowledgements) first, then queues the batch for the index.
+pub(crate) struct Relay {
+    ack: Mutex<Option<Arc<dyn AckSink>>>,
+    tx: Mutex<Sender<IndexerMsg>>,
+}
+
+impl Relay {
+    pub(crate) fn new(tx: Sender<IndexerMsg>) -> Relay {
+        Relay { ack: Mutex::new(None), tx: Mutex::new(tx) }
+    }
+
+    pub(crate) fn set_ack_sink(&self, sink: Arc<dyn AckSink>) {
+        *lock(&self.ack) = Some(sink);
+    }
+}
+
+impl DurableSink for Relay {
+    fn durable(&self, batch: Arc<DurableBatch>) {
+        let ack = lock(&self.ack).clone();
+        if let Some(ack) = ack {
+            if !batch.tokens().is_empty() {
+                ack.durable(batch.tokens());
+            }
+        }
+        // A closed channel means the store is shutting down; the records are
+        // in the log and the next open applies them.
+        let _ = lock(&self.tx).send(IndexerMsg::Batch(batch));
+    }
+
+    fn failed(&self, tokens: &[u64], error: &WalError) {
+        let ack = lock(&self.ack).clone();
+        if let Some(ack) = ack {
+            ack.failed(tokens, &StoreError::Failed { cause: error.to_string() });
+        }
+    }
+}
+
+struct ProgressState {
+    applied_lsn: u64,
+    error: Option<String>,
+    stopped: bool,
+}
+
+/// How far the index got, for readers that must see every durable append.
+pub(crate) struct Progress {
+    state: Mutex<ProgressState>,
+    cv: Condvar,
+}
+
+impl Progress {
+    pub(crate) fn new(applied_lsn: u64) -> Progress {
+        Progress { state: Mutex::new(ProgressState { applied_lsn, error: None, stopped: false }), cv: Condvar::new() }
+    }
+
+    pub(crate) fn applied(&self) -> u64 {
+        lock(&self.state).applied_lsn
+    }
+
+    pub(crate) fn error(&self) -> Option<StoreError> {
+        lock(&self.state).error.clone().map(|cause| StoreError::Failed { cause })
+    }
+
+    fn set_applied(&self, lsn: u64) {
+        lock(&self.state).applied_lsn = lsn;
+        self.cv.notify_all();
+    }
+
+    fn set_error(&self, error: String) {
+        lock(&self.state).error.get_or_insert(error);
+        self.cv.notify_all();
+    }
+
+    fn set_stopped(&self) {
+        lock(&self.state).stopped = true;
+        self.cv.notify_all();
+    }
+
+    /// Blocks until the index applied everything up to `lsn`.
+    pub(crate) fn wait_applied(&self, lsn: u64) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.applied_lsn >= lsn {
+                return Ok(());
+            }
+            if let Some(cause) = &state.error {
+                return Err(StoreError::Failed { cause: format!("the index stopped applying the log: {cause}") });
+            }
+            if state.stopped {
+                return Err(StoreError::Closed);
+            }
+            state = self.cv.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+pub(crate) fn spawn(
+    mut index: Index,
+    rx: Receiver<IndexerMsg>,
+    progress: Arc<Progress>,
+    registry: Arc<Mutex<Registry>>,
+    wal: Arc<RwLock<Option<Wal>>>,
+    release_every: Duration,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name("duro-indexer".into())
+        .spawn(move || {
+            let mut released_through = index.applied_lsn();
+            let mut last_release = Instant::now();
+            let mut failed = false;
+            loop {
+                let mut batches = Vec::new();
+                let mut stop = false;
+                match rx.recv_timeout(release_every) {
+                    Ok(IndexerMsg::Batch(batch)) => batches.push(batch),
+                    Ok(IndexerMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                while !stop {
+                    match rx.try_recv() {
+                        Ok(IndexerMsg::Batch(batch)) => batches.push(batch),
+                        Ok(IndexerMsg::Stop) => stop = true,
+                        Err(_) => break,
+                    }
+                }
+                if !batches.is_empty() && !failed {
+                    let records = batches.iter().flat_map(|b| b.records().map(|r| (r.lsn, r.record_type, r.payload)));
+                    match index.apply(records) {
+                        Ok(applied) => {
+                            {
+                                let mut registry = lock(&registry);
+                                for id in &applied.created_ids {
+                                    registry.pending_ids.remove(id);
+                                }
+                                for key in &applied.finished {
+                                    registry.positions.remove(key);
+                                }
+                            }
+                            progress.set_applied(applied.last_lsn);
+                        }
+                        Err(error) => {
+                            failed = true;
+                            progress.set_error(error.to_string());
+                        }
+                    }
+                }
+                let due = stop || last_release.elapsed() >= release_every;
+                if due && !failed && index.applied_lsn() > released_through {
+                    // Rule 7: the index is synced before the segments it covers are deleted.
+                    let result = index.commit_durably().and_then(|()| {
+                        let guard = wal.read().unwrap_or_else(|p| p.into_inner());
+                        match guard.as_ref() {
+                            Some(wal) => wal.release_through(index.applied_lsn()).map_err(StoreError::from),
+                            None => Ok(()),
+                        }
+                    });
+                    match result {
+                        Ok(()) => released_through = index.applied_lsn(),
+                        Err(error) => {
+                            failed = true;
+                            progress.set_error(error.to_string());
+                        }
+                    }
+                    last_release = Instant::now();
+                }
+                if stop {
+                    progress.set_stopped();
+                    return;
+                }
+            }
+        })
+        .map_err(|source| StoreError::Io { op: "start the indexer thread", path: "duro-indexer".into(), source })
+}

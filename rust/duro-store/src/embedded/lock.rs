@@ -1,0 +1,52 @@
+//! One process per embedded store: an exclusive `flock` on `<dir>/LOCK`,
+//! held for the store's lifetime. The kernel drops it when the process dies,
+//! so a crash never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::StoreError;
+
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        let path: PathBuf = dir.join("LOCK");
+        let io_err = |op: &'static str| {
+            let path = path.clone();
+            move |source| StoreError::Io { op, path, source }
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err("open the lock file"))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim().to_owned();
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                    holder: if holder.is_empty() { "unknown".into() } else { holder },
+                });
+            }
+            return Err(StoreError::Io { op: "lock", path, source: error });
+        }
+        file.set_len(0).map_err(io_err("write the lock file"))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err("write the lock file"))?;
+        write!(file, "{}", std::process::id()).map_err(io_err("write the lock file"))?;
+        Ok(DirLock { _file: file })
+    }
+}

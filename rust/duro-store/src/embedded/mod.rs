@@ -1,0 +1,338 @@
+//! The embedded store: a directory that one process opens.
+//!
+//! ```text
+//! <dir>/            0700
+//!   LOCK            0600  flock held while open (one process at a time)
+//!   wal/            0700  log segments: the truth (see duro-wal)
+//!   index.sqlite3   0600  the queryable index, applied from the log
+//! ```
+//!
+//! Appends go to the log (one record per append, so an append is atomic)
+//! and are acknowledged after the fdatasync that covers them. A background
+//! indexer applies durable batches to SQLite; reads first wait until the
+//! index has caught up with everything durable, so they see every
+//! acknowledged append. Log segments are deleted only after the index
+//! commit covering them was synced. On open, records the index does not
+//! have yet are applied from the log, which also rebuilds the index after a
+//! crash.
+
+mod index;
+mod indexer;
+mod lock;
+
+use std::collections::HashMap;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use duro_core::journal::{Event, RunKey};
+use duro_core::summary::RunSummary;
+use duro_core::time::Millis;
+use duro_wal::fs::{Fs, RealFs};
+use duro_wal::{Record, Wal, WalOptions, WalStats};
+
+use crate::api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
+use crate::error::StoreError;
+use crate::record::{self, RUN_EVENTS};
+use index::{Index, Reader};
+use indexer::{IndexerMsg, Progress, Relay};
+use lock::DirLock;
+
+pub use index::INDEX_FORMAT_VERSION;
+
+/// Settings of an embedded store.
+#[derive(Clone)]
+pub struct EmbeddedOptions {
+    pub wal: WalOptions,
+    /// The file layer of the log (a fault-injecting one in tests).
+    pub fs: Arc<dyn Fs>,
+    /// How often applied log segments are released (after a synced index commit).
+    pub release_every: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions { wal: WalOptions::default(), fs: Arc::new(RealFs), release_every: Duration::from_secs(1) }
+    }
+}
+
+/// Runs whose appends this process made, and run ids not yet in the index.
+pub(crate) struct Registry {
+    /// Run ids appended but not yet committed to the index (so a concurrent
+    /// start of the same id finds them).
+    pub(crate) pending_ids: HashMap<String, RunKey>,
+    /// Next position of each run appended to since open, and whether it ended.
+    pub(crate) positions: HashMap<RunKey, (u32, bool)>,
+    next_key: RunKey,
+    scratch: Vec<u8>,
+    closed: bool,
+}
+
+pub struct EmbeddedStore {
+    dir: PathBuf,
+    wal: Arc<RwLock<Option<Wal>>>,
+    relay: Arc<Relay>,
+    registry: Arc<Mutex<Registry>>,
+    reader: Mutex<Reader>,
+    progress: Arc<Progress>,
+    indexer: Mutex<Option<(mpsc::Sender<IndexerMsg>, JoinHandle<()>)>>,
+    _lock: DirLock,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Statistics for benchmarks and diagnostics.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStats {
+    pub wal: WalStats,
+    pub applied_lsn: u64,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if missing) the store in `dir` and recovers it.
+    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|source| StoreError::Io { op: "create the store directory", path: dir.clone(), source })?;
+        } else if !dir.is_dir() {
+            return Err(StoreError::Io {
+                op: "open the store directory",
+                path: dir.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::Other, "it exists and is not a directory"),
+            });
+        }
+        let dir_lock = DirLock::acquire(&dir)?;
+
+        let index_path = dir.join("index.sqlite3");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&index_path)
+            .map_err(|source| StoreError::Io { op: "create the index", path: index_path.clone(), source })?;
+        let mut index = Index::open(&index_path)?;
+
+        let (tx, rx) = mpsc::channel();
+        let relay = Arc::new(Relay::new(tx.clone()));
+        let (wal, recovery) = Wal::open(options.fs.clone(), &dir.join("wal"), options.wal.clone(), relay.clone())?;
+
+        // Bring the index up to the log: after a crash this is the rebuild.
+        for chunk in recovery.records.chunks(4_096) {
+            index.apply(chunk.iter().map(|r| (r.lsn, r.record_type, r.payload.as_slice())))?;
+        }
+        index.commit_durably()?;
+        let next_key = index.max_run_key()? + 1;
+        let applied_lsn = index.applied_lsn();
+
+        let registry = Arc::new(Mutex::new(Registry {
+            pending_ids: HashMap::new(),
+            positions: HashMap::new(),
+            next_key,
+            scratch: Vec::with_capacity(4_096),
+            closed: false,
+        }));
+        let progress = Arc::new(Progress::new(applied_lsn));
+        let wal = Arc::new(RwLock::new(Some(wal)));
+        let handle = indexer::spawn(
+            index,
+            rx,
+            progress.clone(),
+            registry.clone(),
+            wal.clone(),
+            options.release_every,
+        )?;
+        let reader = Reader { conn: index::open_connection(&index_path, true)?, path: index_path };
+        Ok(EmbeddedStore {
+            dir,
+            wal,
+            relay,
+            registry,
+            reader: Mutex::new(reader),
+            progress,
+            indexer: Mutex::new(Some((tx, handle))),
+            _lock: dir_lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn with_wal<T>(&self, f: impl FnOnce(&Wal) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let guard = self.wal.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(wal) => f(wal),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Waits until the index holds everything durable now.
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let target = self.with_wal(|wal| Ok(wal.durable_lsn()))?;
+        self.progress.wait_applied(target)
+    }
+
+    pub fn stats(&self) -> Result<EmbeddedStats, StoreError> {
+        let wal = self.with_wal(|wal| Ok(wal.stats()))?;
+        Ok(EmbeddedStats { wal, applied_lsn: self.progress.applied() })
+    }
+
+    fn append_record(
+        &self,
+        registry: &mut Registry,
+        run_key: RunKey,
+        first_position: u32,
+        events: &[Event],
+        token: Option<Token>,
+    ) -> Result<Receipt, StoreError> {
+        let mut scratch = std::mem::take(&mut registry.scratch);
+        scratch.clear();
+        record::encode(run_key, first_position, events, &mut scratch);
+        let result = self.with_wal(|wal| Ok(wal.append(&[Record::new(RUN_EVENTS, &scratch)], token)?));
+        registry.scratch = scratch;
+        Ok(Receipt { position: result?, durable: false })
+    }
+
+    fn shutdown(&self) -> Result<(), StoreError> {
+        lock(&self.registry).closed = true;
+        let wal = self.wal.write().unwrap_or_else(|p| p.into_inner()).take();
+        let wal_result = match wal {
+            Some(wal) => wal.close().map_err(StoreError::from),
+            None => Ok(()),
+        };
+        if let Some((tx, handle)) = lock(&self.indexer).take() {
+            let _ = tx.send(IndexerMsg::Stop);
+            let _ = handle.join();
+        }
+        wal_result?;
+        self.progress.error().map_or(Ok(()), Err)
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn set_ack_sink(&self, sink: Arc<dyn AckSink>) {
+        self.relay.set_ack_sink(sink);
+    }
+
+    fn start_run(&self, started: &Event, token: Option<Token>) -> Result<(StartOutcome, Receipt), StoreError> {
+        let Event::RunStarted { run_id, .. } = started else {
+            return Err(StoreError::BadRecord { lsn: 0, detail: "start_run needs a run_started event".into() });
+        };
+        let mut registry = lock(&self.registry);
+        if registry.closed {
+            return Err(StoreError::Closed);
+        }
+        let existing = match registry.pending_ids.get(run_id) {
+            Some(&key) => Some(key),
+            None => lock(&self.reader).run_key_of(run_id)?,
+        };
+        if let Some(run_key) = existing {
+            let position = self.with_wal(|wal| Ok(wal.next_lsn().saturating_sub(1)))?;
+            return Ok((StartOutcome::Existing { run_key }, Receipt { position, durable: false }));
+        }
+        let run_key = registry.next_key;
+        let receipt = self.append_record(&mut registry, run_key, 0, std::slice::from_ref(started), token)?;
+        registry.next_key += 1;
+        registry.pending_ids.insert(run_id.clone(), run_key);
+        registry.positions.insert(run_key, (1, false));
+        Ok((StartOutcome::Created { run_key }, receipt))
+    }
+
+    fn append(
+        &self,
+        run_key: RunKey,
+        expected_position: u32,
+        events: &[Event],
+        token: Option<Token>,
+    ) -> Result<Receipt, StoreError> {
+        let mut registry = lock(&self.registry);
+        if registry.closed {
+            return Err(StoreError::Closed);
+        }
+        let (next, ended) = match registry.positions.get(&run_key) {
+            Some(&entry) => entry,
+            None => {
+                // Not appended to since open: everything about it is in the index.
+                let summary = lock(&self.reader).summary_by_key(run_key)?.ok_or(StoreError::UnknownRun { run_key })?;
+                (summary.event_count, summary.status.is_terminal())
+            }
+        };
+        if ended {
+            return Err(StoreError::RunEnded { run_key, status: "ended" });
+        }
+        if next != expected_position {
+            return Err(StoreError::Conflict { run_key, expected: expected_position, actual: next });
+        }
+        let receipt = self.append_record(&mut registry, run_key, expected_position, events, token)?;
+        let ends = events.iter().any(Event::is_terminal);
+        registry.positions.insert(run_key, (next + events.len() as u32, ends));
+        Ok(receipt)
+    }
+
+    fn wait_durable(&self, receipt: Receipt) -> Result<(), StoreError> {
+        if receipt.durable {
+            return Ok(());
+        }
+        // Waiting holds the read lock, so close() waits for it; the writer is
+        // still running then and will finish the wait.
+        let guard = self.wal.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(wal) => Ok(wal.wait_durable(receipt.position)?),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
+        self.catch_up()?;
+        lock(&self.reader).summary_by_id(run_id)
+    }
+
+    fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
+        self.catch_up()?;
+        lock(&self.reader).summary_by_key(run_key)
+    }
+
+    fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+        self.catch_up()?;
+        let events = lock(&self.reader).events(run_key)?;
+        if events.is_empty() {
+            return Err(StoreError::UnknownRun { run_key });
+        }
+        Ok(events)
+    }
+
+    fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        self.catch_up()?;
+        lock(&self.reader).list(filter)
+    }
+
+    fn claim_due(&self, _owner: &str, _now_ms: Millis, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+        // One process owns the directory (the LOCK), so every unfinished run is ours.
+        self.catch_up()?;
+        lock(&self.reader).unfinished(limit)
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded store at {}", self.dir.display())
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

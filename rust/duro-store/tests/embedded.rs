@@ -1,0 +1,254 @@
+//! What only the embedded store has: files, reopening, crashes, the lock.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+
+use duro_core::journal::{Event, StepKind};
+use duro_store::conformance::started;
+use duro_store::{AckSink, EmbeddedOptions, EmbeddedStore, RunFilter, StartOutcome, Store, StoreError, Token};
+use duro_wal::fs::{Damage, Fault, SimFs};
+use duro_wal::WalOptions;
+
+fn step(seq: u32) -> Vec<Event> {
+    vec![
+        Event::StepStarted { seq, kind: StepKind::Task, name: format!("s{seq}"), attempt: 1, at_ms: 5 },
+        Event::StepCompleted { seq, attempt: 1, output: format!("{seq}").into_bytes(), at_ms: 6 },
+    ]
+}
+
+#[test]
+fn data_survives_reopen_and_keys_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let key = {
+        let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+        let (outcome, receipt) = store.start_run(&started("a", "wf", 1), None).unwrap();
+        store.wait_durable(receipt).unwrap();
+        let key = outcome.run_key();
+        store.wait_durable(store.append(key, 1, &step(0), None).unwrap()).unwrap();
+        store.close().unwrap();
+        key
+    };
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    assert_eq!(store.events(key).unwrap().len(), 3);
+    assert_eq!(store.summary("a").unwrap().unwrap().completed_step_count, 1);
+    let (again, _) = store.start_run(&started("a", "wf", 9), None).unwrap();
+    assert_eq!(again, StartOutcome::Existing { run_key: key });
+    let (other, _) = store.start_run(&started("b", "wf", 9), None).unwrap();
+    assert!(matches!(other, StartOutcome::Created { run_key } if run_key > key));
+    // Appends continue at the recorded position after reopening.
+    assert!(matches!(store.append(key, 1, &step(1), None), Err(StoreError::Conflict { actual: 3, .. })));
+    store.wait_durable(store.append(key, 3, &step(1), None).unwrap()).unwrap();
+}
+
+#[test]
+fn the_index_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+        for i in 0..50 {
+            let (outcome, receipt) = store.start_run(&started(&format!("r{i}"), "wf", i), None).unwrap();
+            store.wait_durable(receipt).unwrap();
+            store.wait_durable(store.append(outcome.run_key(), 1, &step(0), None).unwrap()).unwrap();
+        }
+        store.close().unwrap();
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(path.join(format!("index.sqlite3{suffix}")));
+    }
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    let runs = store.list(&RunFilter { limit: 1000, ..RunFilter::default() }).unwrap();
+    assert_eq!(runs.len(), 50);
+    assert!(runs.iter().all(|s| s.completed_step_count == 1 && s.event_count == 3));
+}
+
+#[test]
+fn one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let second = EmbeddedStore::open(dir.path(), EmbeddedOptions::default());
+    let message = match second {
+        Err(e @ StoreError::Locked { .. }) => e.to_string(),
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("a second open must fail"),
+    };
+    assert!(message.contains(&std::process::id().to_string()), "{message}");
+    drop(first);
+    EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("the lock is released on close");
+}
+
+#[test]
+fn files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private");
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    store.wait_durable(store.start_run(&started("p", "wf", 1), None).unwrap().1).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o700);
+    assert_eq!(mode(&path.join("wal")), 0o700);
+    for entry in std::fs::read_dir(&path).unwrap().chain(std::fs::read_dir(path.join("wal")).unwrap()) {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            assert_eq!(mode(&entry.path()), 0o600, "{}", entry.path().display());
+        }
+    }
+}
+
+#[test]
+fn a_newer_index_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap().close().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute("UPDATE meta SET value = 99 WHERE key = 'format_version'", []).unwrap();
+    drop(conn);
+    match EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) {
+        Err(StoreError::NewerFormat { found: 99, .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("opened a newer index"),
+    }
+}
+
+#[derive(Default)]
+struct Acks {
+    durable: Mutex<Vec<Token>>,
+    failed: Mutex<Vec<Token>>,
+}
+
+impl AckSink for Acks {
+    fn durable(&self, tokens: &[Token]) {
+        self.durable.lock().unwrap().extend_from_slice(tokens);
+    }
+    fn failed(&self, tokens: &[Token], _error: &StoreError) {
+        self.failed.lock().unwrap().extend_from_slice(tokens);
+    }
+}
+
+fn sim_options(fs: Arc<SimFs>) -> EmbeddedOptions {
+    EmbeddedOptions {
+        wal: WalOptions { segment_size: 64 * 1024, max_record_size: 16 * 1024, ..WalOptions::default() },
+        fs,
+        release_every: std::time::Duration::from_millis(20),
+    }
+}
+
+/// Appends a start and steps per run with tokens; returns (token -> (run id, events so far)).
+fn workload(store: &EmbeddedStore, runs: usize, steps: u32) -> HashMap<Token, (String, usize)> {
+    let mut expected = HashMap::new();
+    let mut token = 0;
+    let mut keys = Vec::new();
+    for r in 0..runs {
+        token += 1;
+        let id = format!("run-{r}");
+        match store.start_run(&started(&id, "wf", 1), Some(token)) {
+            Ok((outcome, _)) => {
+                expected.insert(token, (id.clone(), 1));
+                keys.push((outcome.run_key(), id));
+            }
+            Err(_) => return expected,
+        }
+    }
+    for seq in 0..steps {
+        let mut last = None;
+        for (key, id) in &keys {
+            token += 1;
+            // Big outputs, so the workload rotates log segments too.
+            let mut events = step(seq);
+            if let Event::StepCompleted { output, .. } = &mut events[1] {
+                *output = vec![b'x'; 1_500];
+            }
+            match store.append(*key, 1 + 2 * seq, &events, Some(token)) {
+                Ok(receipt) => {
+                    expected.insert(token, (id.clone(), 3 + 2 * seq as usize));
+                    last = Some(receipt);
+                }
+                Err(_) => return expected,
+            }
+        }
+        // One sync group per round, so crashes land between many of them.
+        if let Some(receipt) = last {
+            if store.wait_durable(receipt).is_err() {
+                return expected;
+            }
+        }
+    }
+    expected
+}
+
+/// Crash at many points of a workload under every damage mode: every
+/// acknowledged append is there after recovery, and nothing else is.
+#[test]
+fn crashes_lose_only_unacknowledged_appends() {
+    let mut tried = 0;
+    let total_ops = {
+        let fs = Arc::new(SimFs::new());
+        let tmp = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(tmp.path(), sim_options(fs.clone())).unwrap();
+        let expected = workload(&store, 8, 6);
+        assert_eq!(expected.len(), 8 + 8 * 6, "the workload runs to the end without faults");
+        store.close().unwrap();
+        println!("workload: {:?}", fs.counts());
+        fs.ops()
+    };
+    for crash_at in (1..total_ops).step_by((total_ops / 200).max(1) as usize) {
+        for (i, damage) in Damage::all().into_iter().enumerate() {
+            let fs = Arc::new(SimFs::new());
+            fs.inject(Fault::CrashAt { op: crash_at });
+            let acks = Arc::new(Acks::default());
+            let tmp = tempfile::tempdir().unwrap();
+            let expected = match EmbeddedStore::open(tmp.path(), sim_options(fs.clone())) {
+                Ok(store) => {
+                    store.set_ack_sink(acks.clone());
+                    let expected = workload(&store, 8, 6);
+                    drop(store);
+                    expected
+                }
+                Err(_) => HashMap::new(),
+            };
+            // The index (real SQLite files) only ever holds durable records,
+            // so it stays; the log is what the crash damaged.
+            let image = Arc::new(fs.crash_image(damage, crash_at * 31 + i as u64));
+            let store = EmbeddedStore::open(tmp.path(), sim_options(image)).expect("recovers after a crash");
+            let acked = acks.durable.lock().unwrap().clone();
+            for token in acked {
+                let (id, events) = &expected[&token];
+                let summary = store.summary(id).unwrap().unwrap_or_else(|| panic!("acknowledged run {id} lost"));
+                assert!(summary.event_count as usize >= *events, "acknowledged events of {id} lost");
+            }
+            for summary in store.list(&RunFilter { limit: 1000, ..RunFilter::default() }).unwrap() {
+                let events = store.events(summary.run_key).unwrap();
+                assert_eq!(events[0], started(&summary.run_id, "wf", 1), "no phantom runs");
+                assert_eq!((events.len() - 1) % 2, 0, "appends are atomic");
+            }
+            tried += 1;
+        }
+    }
+    println!("embedded store: {tried} crash points x damage modes recovered");
+    assert!(tried >= 7 * (total_ops as usize - 1).min(199), "{tried} of {total_ops} ops");
+}
+
+/// After a failed fsync nothing more is acknowledged, callers get a clear
+/// error, and the next open recovers.
+#[test]
+fn a_failed_sync_stops_acknowledgements() {
+    let fs = Arc::new(SimFs::new());
+    let tmp = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(tmp.path(), sim_options(fs.clone())).unwrap();
+    let acks = Arc::new(Acks::default());
+    store.set_ack_sink(acks.clone());
+    let (outcome, receipt) = store.start_run(&started("x", "wf", 1), Some(1)).unwrap();
+    store.wait_durable(receipt).unwrap();
+    fs.inject(Fault::FailSyncsFrom { op: fs.ops() + 1, errno: libc::EIO });
+    let receipt = store.append(outcome.run_key(), 1, &step(0), Some(2)).unwrap();
+    let error = store.wait_durable(receipt).unwrap_err();
+    assert!(error.to_string().contains("reopen"), "{error}");
+    let later = store.append(outcome.run_key(), 3, &step(1), Some(3));
+    assert!(later.is_err(), "the store refuses writes after a failed sync");
+    assert_eq!(*acks.durable.lock().unwrap(), vec![1]);
+    drop(store);
+    fs.clear_faults();
+    let image = Arc::new(fs.crash_image(Damage::LoseUnsynced, 1));
+    let store = EmbeddedStore::open(tmp.path(), sim_options(image)).unwrap();
+    assert!(store.summary("x").unwrap().is_some());
+}
