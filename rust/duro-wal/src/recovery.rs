@@ -213,6 +213,34 @@ pub(crate) fn recover(
                 None => lsn >= 1,
             };
             if !in_order {
+                if offset == SEGMENT_HEADER_SIZE {
+                    // A segment is written only after its predecessor was fully synced, so
+                    // a valid first record that does not continue the LSNs is a hole: in
+                    // the predecessor if it ends in an invalid record, else between them.
+                    if let Some(previous) = scanned.last().filter(|p| p.last_nonzero.is_some()) {
+                        return Err(WalError::Corrupt {
+                            file: previous.path.clone(),
+                            offset: previous.end,
+                            lsn: expected,
+                            detail: format!(
+                                "the record there is invalid, but the next segment {} \
+                                 continues the log at LSN {lsn} (the segment was synced \
+                                 before its successor was written)",
+                                path.display()
+                            ),
+                        });
+                    }
+                    return Err(WalError::Corrupt {
+                        file: path,
+                        offset: offset as u64,
+                        lsn: expected,
+                        detail: format!(
+                            "the segment starts at LSN {lsn}, but the log before it ends \
+                             before LSN {}: records are missing",
+                            expected.unwrap_or(1)
+                        ),
+                    });
+                }
                 break;
             }
             let payload_end = valid.payload_offset + valid.header.payload_len as usize;

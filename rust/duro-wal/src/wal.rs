@@ -340,20 +340,19 @@ impl Wal {
         if let Some(preparer) = self.preparer_thread.take() {
             let _ = preparer.join();
         }
-        match writer_result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(WalError::Poisoned {
-                    cause: "the writer thread panicked".into(),
-                })
-            }
-        }
-        match &lock(&self.shared.status).failed {
-            Some(cause) => Err(WalError::Poisoned {
+        if let Some(cause) = &lock(&self.shared.status).failed {
+            return Err(WalError::Poisoned {
                 cause: cause.clone(),
+            });
+        }
+        match writer_result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WalError::Poisoned {
+                cause: e.to_string(),
             }),
-            None => Ok(()),
+            Err(_) => Err(WalError::Poisoned {
+                cause: "the writer thread panicked".into(),
+            }),
         }
     }
 }
@@ -532,12 +531,13 @@ impl Shared {
             pending.buf.clear();
         }
         self.failed.store(true, Ordering::Release);
+        // The sink first, so that whoever a failed ticket wakes finds the sink told.
+        self.sink.failed(&unacknowledged, error);
         {
             let mut status = lock(&self.status);
             status.failed = Some(cause);
         }
         self.status_cv.notify_all();
-        self.sink.failed(&unacknowledged, error);
     }
 
     fn release_through(&self, lsn: Lsn) -> Result<(), WalError> {
