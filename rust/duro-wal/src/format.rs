@@ -264,7 +264,10 @@ mod tests {
         let mut flipped = bytes;
         flipped[20] ^= 1;
         assert_eq!(decode_segment_header(&flipped), Err(HeaderError::BadCrc));
-        assert_eq!(decode_segment_header(&[0u8; 32]), Err(HeaderError::BadMagic));
+        assert_eq!(
+            decode_segment_header(&[0u8; 32]),
+            Err(HeaderError::BadMagic)
+        );
         assert_eq!(decode_segment_header(&bytes[..10]), Err(HeaderError::Short));
     }
 
@@ -277,14 +280,23 @@ mod tests {
         assert_eq!(valid.header.lsn, 99);
         assert_eq!(valid.header.record_type, 7);
         assert!(!valid.header.sync_start());
-        assert_eq!(&buf[valid.payload_offset..valid.payload_offset + 5], b"hello");
+        assert_eq!(
+            &buf[valid.payload_offset..valid.payload_offset + 5],
+            b"hello"
+        );
         assert!(validate_record_at(&buf, 3, 1235).is_none(), "other epoch");
         set_sync_start(&mut buf[3..]);
-        assert!(validate_record_at(&buf, 3, 1234).expect("valid").header.sync_start());
+        assert!(validate_record_at(&buf, 3, 1234)
+            .expect("valid")
+            .header
+            .sync_start());
         for i in 3..buf.len() {
             let mut damaged = buf.clone();
             damaged[i] ^= 0x10;
-            assert!(validate_record_at(&damaged, 3, 1234).is_none(), "flip at {i}");
+            assert!(
+                validate_record_at(&damaged, 3, 1234).is_none(),
+                "flip at {i}"
+            );
         }
     }
 

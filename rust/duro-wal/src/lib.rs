@@ -15,6 +15,26 @@
 //!   data that had been synced.
 //!
 //! The on-disk format is documented in `format.rs` next to the encoders.
+//!
+//! # Using it from a store
+//!
+//! - `DurableSink::durable` and `failed` run on the writer thread; nothing is written while
+//!   they run. Hand the batch off (it is an `Arc`, keep it as long as you like) and return.
+//!   Never block on the log from them (`wait_durable`, `Ticket::wait`, `close`).
+//! - Waiters are woken before the sink is called for the same batch.
+//! - A group of records gets contiguous LSNs and is written in one segment when it fits, but
+//!   it is not crash-atomic: a torn tail can keep a prefix of an unacknowledged group. Put
+//!   what must be all-or-nothing in one record, or ignore a trailing partial group.
+//! - `Recovery::records` holds every record still in the log, including records released
+//!   earlier whose segment was still needed: skip LSNs you have already stored.
+//! - Call `release_through` only after your own state covering those LSNs is durable. The
+//!   segment holding the last durable record is always kept, so LSNs continue after a crash
+//!   even when everything was released.
+//! - After `WalError::Poisoned`, drop the `Wal` and open it again: recovery returns what
+//!   reached the disk, and any record not acknowledged may or may not be in it.
+//! - Damage to the last sync group of the log is indistinguishable from a torn write and is
+//!   truncated (reported in `Recovery::truncated`); damage anywhere before it is `Corrupt`.
+//! - One process per directory: the log takes no lock on it.
 
 mod error;
 mod format;
@@ -27,9 +47,7 @@ mod sink;
 mod wal;
 
 pub use error::WalError;
-pub use format::{
-    segment_file_name, FORMAT_VERSION, RECORD_OVERHEAD, SEGMENT_HEADER_SIZE,
-};
+pub use format::{segment_file_name, FORMAT_VERSION, RECORD_OVERHEAD, SEGMENT_HEADER_SIZE};
 pub use options::{SyncMode, WalOptions, MAX_SEGMENT_SIZE};
 pub use recovery::{RecoveredRecord, Recovery, TornTail};
 pub use sink::{DurableBatch, DurableSink, NullSink, RecordIter, RecordView};

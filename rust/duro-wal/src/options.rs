@@ -59,7 +59,8 @@ impl WalOptions {
                 ),
             });
         }
-        let needed = (SEGMENT_HEADER_SIZE + RECORD_OVERHEAD) as u64 + u64::from(self.max_record_size);
+        let needed =
+            (SEGMENT_HEADER_SIZE + RECORD_OVERHEAD) as u64 + u64::from(self.max_record_size);
         if self.segment_size < needed {
             return Err(WalError::InvalidOptions {
                 field: "segment_size",
@@ -90,9 +91,27 @@ mod tests {
     #[test]
     fn invalid_options_name_the_field() {
         let cases = [
-            (WalOptions { max_record_size: 0, ..WalOptions::default() }, "max_record_size"),
-            (WalOptions { segment_size: 1000, ..WalOptions::default() }, "segment_size"),
-            (WalOptions { segment_size: 2 << 30, ..WalOptions::default() }, "segment_size"),
+            (
+                WalOptions {
+                    max_record_size: 0,
+                    ..WalOptions::default()
+                },
+                "max_record_size",
+            ),
+            (
+                WalOptions {
+                    segment_size: 1000,
+                    ..WalOptions::default()
+                },
+                "segment_size",
+            ),
+            (
+                WalOptions {
+                    segment_size: 2 << 30,
+                    ..WalOptions::default()
+                },
+                "segment_size",
+            ),
         ];
         for (options, expected) in cases {
             match options.validate() {

@@ -123,7 +123,9 @@ fn read_image(file: &dyn FsFile, path: &Path) -> Result<Vec<u8>, WalError> {
 
 fn last_nonzero(bytes: &[u8], from: usize) -> Option<u64> {
     let tail = bytes.get(from..)?;
-    tail.iter().rposition(|&b| b != 0).map(|i| (from + i) as u64)
+    tail.iter()
+        .rposition(|&b| b != 0)
+        .map(|i| (from + i) as u64)
 }
 
 /// Scans `fs`/`dir`, repairs a torn tail, and says where the log continues.
@@ -134,7 +136,9 @@ pub(crate) fn recover(
 ) -> Result<Recovered, WalError> {
     fs.create_dir_all(dir)
         .map_err(io_err("create log directory", dir))?;
-    let names = fs.list_dir(dir).map_err(io_err("list log directory", dir))?;
+    let names = fs
+        .list_dir(dir)
+        .map_err(io_err("list log directory", dir))?;
 
     // Leftovers of a segment creation that did not finish: never part of the log.
     let mut removed_any = false;
@@ -145,7 +149,8 @@ pub(crate) fn recover(
         removed_any = true;
     }
     if removed_any {
-        fs.sync_dir(dir).map_err(io_err("fsync log directory", dir))?;
+        fs.sync_dir(dir)
+            .map_err(io_err("fsync log directory", dir))?;
     }
 
     let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
@@ -298,7 +303,9 @@ pub(crate) fn recover(
                 });
             }
         }
-        next_lsn = scanned[last].lsns.map_or(next_lsn, |(_, last_lsn)| last_lsn + 1);
+        next_lsn = scanned[last]
+            .lsns
+            .map_or(next_lsn, |(_, last_lsn)| last_lsn + 1);
     }
 
     // Everything after the valid log: the tail of the last segment and any later segment.
@@ -314,7 +321,11 @@ pub(crate) fn recover(
             }
             // From the first invalid record itself: a valid record with a gap in its LSN
             // that starts a sync group is evidence too.
-            let from = if i == 0 { s.end as usize } else { SEGMENT_HEADER_SIZE };
+            let from = if i == 0 {
+                s.end as usize
+            } else {
+                SEGMENT_HEADER_SIZE
+            };
             let image = read_image(&*s.file, &s.path)?;
             if let Some((offset, lsn)) = find_sync_start(&image, from, s.epoch, expected_at_end) {
                 let first = &scanned[keep];
@@ -335,7 +346,11 @@ pub(crate) fn recover(
         let mut start: Option<(PathBuf, u64)> = None;
         for (i, s) in scanned[keep..].iter().enumerate() {
             if let Some(last_nz) = s.last_nonzero {
-                let from = if i == 0 { s.end } else { SEGMENT_HEADER_SIZE as u64 };
+                let from = if i == 0 {
+                    s.end
+                } else {
+                    SEGMENT_HEADER_SIZE as u64
+                };
                 bytes_discarded += last_nz + 1 - from.min(last_nz + 1);
                 if start.is_none() {
                     start = Some((s.path.clone(), from));
@@ -406,7 +421,8 @@ pub(crate) fn recover(
         }
     }
     if removed_any {
-        fs.sync_dir(dir).map_err(io_err("fsync log directory", dir))?;
+        fs.sync_dir(dir)
+            .map_err(io_err("fsync log directory", dir))?;
     }
 
     let mut segments: Vec<SegmentMeta> = scanned

@@ -102,7 +102,10 @@ impl<'a> Iterator for RecordIter<'a> {
         let header = decode_record_header(self.bytes)?;
         let payload_end = RECORD_HEADER_SIZE + header.payload_len as usize;
         let payload = self.bytes.get(RECORD_HEADER_SIZE..payload_end)?;
-        self.bytes = self.bytes.get(payload_end + RECORD_TRAILER_SIZE..).unwrap_or(&[]);
+        self.bytes = self
+            .bytes
+            .get(payload_end + RECORD_TRAILER_SIZE..)
+            .unwrap_or(&[]);
         Some(RecordView {
             lsn: header.lsn,
             record_type: header.record_type,

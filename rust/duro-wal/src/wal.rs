@@ -154,7 +154,9 @@ impl Ticket {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these mutexes stays consistent at every unlock, and a panic while one
     // is held is a bug this crate does not have; never turn it into a second panic.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Wal {
@@ -185,7 +187,12 @@ impl Wal {
                     segment_no: 1,
                     lsns: None,
                 }];
-                (segment, SEGMENT_HEADER_SIZE as u64, options.segment_size, meta)
+                (
+                    segment,
+                    SEGMENT_HEADER_SIZE as u64,
+                    options.segment_size,
+                    meta,
+                )
             }
         };
         let next_segment_epoch = match recovered.spare {
@@ -391,7 +398,7 @@ impl Pending {
         let needs_new = self
             .chunks
             .last()
-            .is_none_or(|chunk| chunk.segment_no != self.segment_no);
+            .map_or(true, |chunk| chunk.segment_no != self.segment_no);
         if needs_new {
             self.chunks.push(Chunk {
                 segment_no: self.segment_no,
@@ -443,9 +450,7 @@ impl Shared {
                 }
             }
             let empty_segment = self.options.segment_size - SEGMENT_HEADER_SIZE as u64;
-            if total <= empty_segment
-                && pending.segment_offset + total > pending.segment_capacity
-            {
+            if total <= empty_segment && pending.segment_offset + total > pending.segment_capacity {
                 pending.rotate(self);
             }
             pending.buf.reserve(total as usize);
@@ -457,7 +462,14 @@ impl Shared {
                 let lsn = pending.next_lsn;
                 let epoch = pending.segment_epoch;
                 pending.chunk();
-                encode_record(&mut pending.buf, record.record_type, 0, lsn, epoch, record.payload);
+                encode_record(
+                    &mut pending.buf,
+                    record.record_type,
+                    0,
+                    lsn,
+                    epoch,
+                    record.payload,
+                );
                 pending.next_lsn += 1;
                 pending.segment_offset += size;
                 let buf_end = pending.buf.len();
@@ -570,7 +582,9 @@ impl Shared {
             self.fs
                 .remove_file(&path)
                 .map_err(|e| WalError::io("remove released segment", &path, e))?;
-            self.counters.segments_removed.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .segments_removed
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.fs
             .sync_dir(&self.dir)
@@ -579,7 +593,11 @@ impl Shared {
 
     fn note_durable_in_segment(&self, segment_no: u64, first: Lsn, last: Lsn) {
         let mut segments = lock(&self.segments);
-        match segments.iter_mut().rev().find(|s| s.segment_no == segment_no) {
+        match segments
+            .iter_mut()
+            .rev()
+            .find(|s| s.segment_no == segment_no)
+        {
             Some(meta) => {
                 meta.lsns = Some((meta.lsns.map_or(first, |(f, _)| f), last));
             }
@@ -660,7 +678,9 @@ fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Result<(), WalE
                 .bytes
                 .fetch_add((chunk.buf_end - chunk.buf_start) as u64, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
-            counters.max_batch_records.fetch_max(records, Ordering::Relaxed);
+            counters
+                .max_batch_records
+                .fetch_max(records, Ordering::Relaxed);
             shared.publish_durable(chunk.last_lsn);
 
             // The batch owns the written buffer when it is the only chunk (the usual case).

@@ -157,7 +157,8 @@ fn everything_pending_goes_into_one_batch() {
     // burst, with no waits. The writer takes 1..k in its first batch at most, and everything
     // after in at most a few more.
     for n in 0..1000u64 {
-        wal.append(&[Record::new(1, &n.to_le_bytes())], None).unwrap();
+        wal.append(&[Record::new(1, &n.to_le_bytes())], None)
+            .unwrap();
     }
     wal.wait_durable(1000).unwrap();
     let stats = wal.stats();
@@ -229,7 +230,11 @@ fn rotation_and_release_through() {
     let (_wal, recovery) = open_sim(&fs, options.clone()).unwrap();
     let first = recovery.records[0].lsn;
     assert!(first > 1 && first <= 101, "first remaining LSN {first}");
-    let tail: Vec<_> = expected.iter().filter(|(lsn, _)| *lsn >= first).cloned().collect();
+    let tail: Vec<_> = expected
+        .iter()
+        .filter(|(lsn, _)| *lsn >= first)
+        .cloned()
+        .collect();
     assert_eq!(recovered_payloads(&recovery), tail);
     // Releasing everything never deletes the segment holding the last durable record.
     drop(_wal);
@@ -239,7 +244,11 @@ fn rotation_and_release_through() {
     assert!(!left.is_empty());
     wal.close().unwrap();
     let (wal, recovery) = open_sim(&fs, small_options()).unwrap();
-    assert_eq!(recovery.next_lsn, last + 1, "LSNs continue after releasing everything");
+    assert_eq!(
+        recovery.next_lsn,
+        last + 1,
+        "LSNs continue after releasing everything"
+    );
     assert_eq!(wal.next_lsn(), last + 1);
 }
 
@@ -262,14 +271,22 @@ fn oversize_group_spans_segments_without_splitting_records() {
     let got: Vec<Vec<u8>> = recovery.records.iter().map(|r| r.payload.clone()).collect();
     assert_eq!(got, payloads);
     let total: usize = payloads.iter().map(|p| p.len() + 28).sum();
-    assert!(recovery.segments > 2, "{total} {:?} {:?}", recovery.segments, fs.files());
+    assert!(
+        recovery.segments > 2,
+        "{total} {:?} {:?}",
+        recovery.segments,
+        fs.files()
+    );
 }
 
 #[test]
 fn newer_format_is_refused() {
     let fs = SimFs::new();
     let (wal, _) = open_sim(&fs, small_options()).unwrap();
-    wal.append_ticket(&[Record::new(1, b"x")]).unwrap().wait().unwrap();
+    wal.append_ticket(&[Record::new(1, b"x")])
+        .unwrap()
+        .wait()
+        .unwrap();
     wal.close().unwrap();
     let path = segment_path(1);
     // Version 2 in the header (its CRC is not even checked first).
@@ -296,7 +313,9 @@ fn record_limits_and_types() {
     let (wal, _) = open_sim(&fs, options).unwrap();
     let at_limit = vec![1u8; max];
     let over = vec![1u8; max + 1];
-    assert!(wal.append(&[Record::new(1, &at_limit[..max - 1])], None).is_ok());
+    assert!(wal
+        .append(&[Record::new(1, &at_limit[..max - 1])], None)
+        .is_ok());
     assert!(wal.append(&[Record::new(1, &at_limit)], None).is_ok());
     match wal.append(&[Record::new(1, b"ok"), Record::new(1, &over)], None) {
         Err(WalError::RecordTooLarge { size, max: limit }) => {
@@ -314,7 +333,10 @@ fn record_limits_and_types() {
     assert!(matches!(wal.append(&[], None), Err(WalError::EmptyAppend)));
     assert!(matches!(
         wal.wait_durable(99),
-        Err(WalError::NotAppended { lsn: 99, next_lsn: 3 })
+        Err(WalError::NotAppended {
+            lsn: 99,
+            next_lsn: 3
+        })
     ));
     wal.wait_durable(2).unwrap();
 }
@@ -346,14 +368,25 @@ fn error_messages_say_what_to_do() {
         detail: "bad".into(),
     };
     let text = corrupt.to_string();
-    for needle in ["corrupt", "00000000000000000001.wal", "offset 123", "refusing to open", "explicit decision"] {
+    for needle in [
+        "corrupt",
+        "00000000000000000001.wal",
+        "offset 123",
+        "refusing to open",
+        "explicit decision",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from {text}");
     }
     let poisoned = WalError::Poisoned {
         cause: "fdatasync: EIO".into(),
     };
     let text = poisoned.to_string();
-    for needle in ["failed to sync earlier", "fdatasync: EIO", "reopen to recover", "nothing after that point was acknowledged"] {
+    for needle in [
+        "failed to sync earlier",
+        "fdatasync: EIO",
+        "reopen to recover",
+        "nothing after that point was acknowledged",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from {text}");
     }
 }
@@ -364,7 +397,8 @@ fn drop_flushes_what_is_queued() {
     {
         let (wal, _) = open_sim(&fs, small_options()).unwrap();
         for n in 0..100u64 {
-            wal.append(&[Record::new(1, &n.to_le_bytes())], None).unwrap();
+            wal.append(&[Record::new(1, &n.to_le_bytes())], None)
+                .unwrap();
         }
     }
     let image = copy(&fs);
@@ -382,7 +416,8 @@ fn sync_mode_none_syncs_once_at_close() {
     let (wal, _) = open_sim(&fs, options.clone()).unwrap();
     let syncs = fs.counts().syncs;
     for n in 0..10u64 {
-        wal.append(&[Record::new(1, &n.to_le_bytes())], None).unwrap();
+        wal.append(&[Record::new(1, &n.to_le_bytes())], None)
+            .unwrap();
     }
     wal.wait_durable(10).unwrap();
     wal.close().unwrap();
@@ -434,5 +469,8 @@ fn leftover_tmp_segments_are_deleted_on_open() {
     fs.put_file(&other, b"not ours");
     let (_wal, _) = open_sim(&fs, small_options()).unwrap();
     assert!(fs.read_file(&tmp).is_none());
-    assert!(fs.read_file(&other).is_some(), "unrelated files are left alone");
+    assert!(
+        fs.read_file(&other).is_some(),
+        "unrelated files are left alone"
+    );
 }

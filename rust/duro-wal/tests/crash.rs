@@ -50,7 +50,10 @@ fn run_workload(fs: &SimFs) -> Oracle {
             })
             .collect();
         let record_type = (g % 7 + 1) as u8;
-        let records: Vec<Record> = payloads.iter().map(|p| Record::new(record_type, p)).collect();
+        let records: Vec<Record> = payloads
+            .iter()
+            .map(|p| Record::new(record_type, p))
+            .collect();
         // Every fourth group is fire-and-forget (a token), so batches hold several groups.
         let result = if g % 4 == 3 {
             wal.append(&records, Some(g)).map(|lsn| (lsn, None))
@@ -76,7 +79,15 @@ fn run_workload(fs: &SimFs) -> Oracle {
         }
     }
     let _ = wal.close();
-    let heard = sink.log.lock().unwrap().batches.iter().map(|b| b.1).max().unwrap_or(0);
+    let heard = sink
+        .log
+        .lock()
+        .unwrap()
+        .batches
+        .iter()
+        .map(|b| b.1)
+        .max()
+        .unwrap_or(0);
     oracle.acked = oracle.acked.max(heard);
     oracle
 }
@@ -84,12 +95,18 @@ fn run_workload(fs: &SimFs) -> Oracle {
 fn check(recovery: &Recovery, oracle: &Oracle, context: &str) {
     let records = &recovery.records;
     if records.is_empty() {
-        assert_eq!(oracle.acked, 0, "{context}: acknowledged records lost (log empty)");
+        assert_eq!(
+            oracle.acked, 0,
+            "{context}: acknowledged records lost (log empty)"
+        );
         assert_eq!(recovery.next_lsn, 1, "{context}");
         return;
     }
     let first = records[0].lsn;
-    assert!(first >= 1 && first <= oracle.released + 1, "{context}: log starts at {first}");
+    assert!(
+        first >= 1 && first <= oracle.released + 1,
+        "{context}: log starts at {first}"
+    );
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.lsn, first + i as u64, "{context}: LSNs not contiguous");
         let Some((record_type, payload)) = oracle.appended.get(r.lsn as usize - 1) else {
@@ -99,7 +116,11 @@ fn check(recovery: &Recovery, oracle: &Oracle, context: &str) {
         assert_eq!(&r.payload, payload, "{context}: LSN {} differs", r.lsn);
     }
     let last = records[records.len() - 1].lsn;
-    assert!(last >= oracle.acked, "{context}: acknowledged LSN {} lost (log ends at {last})", oracle.acked);
+    assert!(
+        last >= oracle.acked,
+        "{context}: acknowledged LSN {} lost (log ends at {last})",
+        oracle.acked
+    );
     assert_eq!(recovery.next_lsn, last + 1, "{context}");
 }
 
@@ -118,7 +139,10 @@ fn crash_at_every_operation() {
     let baseline = SimFs::new();
     let full = run_workload(&baseline);
     let total_ops = baseline.ops();
-    assert_eq!(full.appended.len() as u64, (0..GROUPS).map(|g| g % 3 + 1).sum::<u64>());
+    assert_eq!(
+        full.appended.len() as u64,
+        (0..GROUPS).map(|g| g % 3 + 1).sum::<u64>()
+    );
 
     let seeds_for = |damage: Damage| if damage == Damage::LoseUnsynced { 1 } else { 3 };
     let mut crash_points = 0u64;
@@ -147,7 +171,10 @@ fn crash_at_every_operation() {
 
                 // Recovering the recovered image again gives the same records.
                 let again = recover(&image.crash_image(damage, seed + 100), &context);
-                assert_eq!(again.records, first.records, "{context}: second recovery differs");
+                assert_eq!(
+                    again.records, first.records,
+                    "{context}: second recovery differs"
+                );
                 assert_eq!(again.next_lsn, first.next_lsn, "{context}");
 
                 // A crash at every operation of recovery, recovered again: same records.
@@ -176,6 +203,9 @@ fn crash_at_every_operation() {
         Damage::all().len()
     );
     // The last few operations (the preparer's, racing close) do not happen in every run.
-    assert!(crash_points * 4 >= total_ops * 3, "only {crash_points} of {total_ops} points crashed");
+    assert!(
+        crash_points * 4 >= total_ops * 3,
+        "only {crash_points} of {total_ops} points crashed"
+    );
     assert!(torn_tails > 0, "no crash image exercised torn-tail repair");
 }

@@ -31,14 +31,18 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
     let sink = RecordingSink::new(false);
     let (wal, _) = open_with_sink(&fs, small_options(), sink.clone()).unwrap();
     for n in 1..=5u64 {
-        let lsn = wal.append(&[Record::new(1, &payload(n, 50))], Some(n)).unwrap();
+        let lsn = wal
+            .append(&[Record::new(1, &payload(n, 50))], Some(n))
+            .unwrap();
         wal.wait_durable(lsn).unwrap();
     }
     sink.wait_for(5);
     wait_for_spare(&fs);
     fs.inject(fault(fs.ops() + 1));
 
-    let ticket = wal.append_ticket(&[Record::new(1, &payload(6, 50))]).unwrap();
+    let ticket = wal
+        .append_ticket(&[Record::new(1, &payload(6, 50))])
+        .unwrap();
     let _ = wal.append(&[Record::new(1, &payload(7, 50))], Some(100));
     assert_poisoned(ticket.wait(), "ticket of the failed batch");
     assert!(wal.is_poisoned());
@@ -57,7 +61,11 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
     // Zero acknowledgements after the failure.
     assert_eq!(wal.durable_lsn(), 5);
     assert_poisoned(wal.append(&[Record::new(1, b"late")], Some(200)), "append");
-    assert_poisoned(wal.append_ticket(&[Record::new(1, b"late")]).map(|t| t.lsn()), "append_ticket");
+    assert_poisoned(
+        wal.append_ticket(&[Record::new(1, b"late")])
+            .map(|t| t.lsn()),
+        "append_ticket",
+    );
     assert_poisoned(wal.wait_durable(6), "wait_durable");
     // What was synced before the failure stays durable.
     wal.wait_durable(5).unwrap();
@@ -77,7 +85,9 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
     for (i, r) in recovery.records.iter().enumerate() {
         assert_eq!(r.payload, payload(i as u64 + 1, 50));
     }
-    let lsn = wal.append(&[Record::new(1, b"after reopen")], None).unwrap();
+    let lsn = wal
+        .append(&[Record::new(1, b"after reopen")], None)
+        .unwrap();
     wal.wait_durable(lsn).unwrap();
     wal.close().unwrap();
     // The pages the failed fsync dropped were written again by recovery: a power cut now
@@ -89,23 +99,47 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
 
 #[test]
 fn persistent_fsync_eio_is_fail_stop() {
-    sync_failure(|op| Fault::FailSyncsFrom { op, errno: libc::EIO }, libc::EIO);
+    sync_failure(
+        |op| Fault::FailSyncsFrom {
+            op,
+            errno: libc::EIO,
+        },
+        libc::EIO,
+    );
 }
 
 #[test]
 fn persistent_fsync_enospc_is_fail_stop() {
-    sync_failure(|op| Fault::FailSyncsFrom { op, errno: libc::ENOSPC }, libc::ENOSPC);
+    sync_failure(
+        |op| Fault::FailSyncsFrom {
+            op,
+            errno: libc::ENOSPC,
+        },
+        libc::ENOSPC,
+    );
 }
 
 #[test]
 fn transient_fsync_error_is_still_fail_stop() {
     // Only the one sync fails (write is op+1, its sync op+2): the log must not retry it.
-    sync_failure(|op| Fault::FailOp { op: op + 1, errno: libc::EIO }, libc::EIO);
+    sync_failure(
+        |op| Fault::FailOp {
+            op: op + 1,
+            errno: libc::EIO,
+        },
+        libc::EIO,
+    );
 }
 
 #[test]
 fn write_error_is_fail_stop() {
-    sync_failure(|op| Fault::FailWritesFrom { op, errno: libc::ENOSPC }, libc::ENOSPC);
+    sync_failure(
+        |op| Fault::FailWritesFrom {
+            op,
+            errno: libc::ENOSPC,
+        },
+        libc::ENOSPC,
+    );
 }
 
 #[test]
@@ -117,9 +151,11 @@ fn failure_to_prepare_a_segment_fails_the_log_at_rotation() {
         ..small_options()
     };
     let sink = RecordingSink::new(false);
-    // Fail every write of segment 2's preparation (the first write after opening is the
-    // preparer's; the log has written nothing yet).
-    fs.inject(Fault::FailWritesFrom { op: 1, errno: libc::ENOSPC });
+    // With every write failing, even creating segment 1 fails.
+    fs.inject(Fault::FailWritesFrom {
+        op: 1,
+        errno: libc::ENOSPC,
+    });
     let result = open_with_sink(&fs, options.clone(), sink.clone());
     // Creating segment 1 itself fails on open: a typed error, nothing created.
     match result {
@@ -129,12 +165,18 @@ fn failure_to_prepare_a_segment_fails_the_log_at_rotation() {
     fs.clear_faults();
     let (wal, _) = open_with_sink(&fs, options.clone(), sink.clone()).unwrap();
     wait_for_spare(&fs);
-    wal.append_ticket(&[Record::new(1, &[1; 100])]).unwrap().wait().unwrap();
+    wal.append_ticket(&[Record::new(1, &[1; 100])])
+        .unwrap()
+        .wait()
+        .unwrap();
     wal.close().unwrap();
     // Remove the spare and make its re-creation fail: rotation must fail-stop.
     let fs2 = copy(&fs);
     let (wal, _) = {
-        fs2.inject(Fault::FailSyncsFrom { op: 1, errno: libc::EIO });
+        fs2.inject(Fault::FailSyncsFrom {
+            op: 1,
+            errno: libc::EIO,
+        });
         // Recovery's own fsync fails: a typed error.
         match open_with_sink(&fs2, options.clone(), sink.clone()) {
             Err(WalError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EIO)),
@@ -154,7 +196,10 @@ fn failure_to_prepare_a_segment_fails_the_log_at_rotation() {
         }
         if n == 2 {
             // Every segment created from now on fails its fsync.
-            fs2.inject(Fault::FailSyncsFrom { op: fs2.ops() + 1, errno: libc::EIO });
+            fs2.inject(Fault::FailSyncsFrom {
+                op: fs2.ops() + 1,
+                errno: libc::EIO,
+            });
         }
     }
     // Either the spare was ready before the fault (then a later one fails), or not: the log

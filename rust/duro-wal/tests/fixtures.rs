@@ -14,7 +14,9 @@ use duro_wal::fs::SimFs;
 use duro_wal::{Record, WalOptions};
 
 fn fixture_payload(lsn: u64) -> Vec<u8> {
-    format!("fixture record {lsn};").repeat((lsn % 7) as usize).into_bytes()
+    format!("fixture record {lsn};")
+        .repeat((lsn % 7) as usize)
+        .into_bytes()
 }
 
 fn fixture_type(lsn: u64) -> u8 {
@@ -97,8 +99,20 @@ fn version_1_fixtures_still_open() {
         let lsns: Vec<u64> = recovery.records.iter().map(|r| r.lsn).collect();
         assert_eq!(lsns, (first..=last).collect::<Vec<_>>(), "{}", fixture.name);
         for r in &recovery.records {
-            assert_eq!(r.payload, fixture_payload(r.lsn), "{} LSN {}", fixture.name, r.lsn);
-            assert_eq!(r.record_type, fixture_type(r.lsn), "{} LSN {}", fixture.name, r.lsn);
+            assert_eq!(
+                r.payload,
+                fixture_payload(r.lsn),
+                "{} LSN {}",
+                fixture.name,
+                r.lsn
+            );
+            assert_eq!(
+                r.record_type,
+                fixture_type(r.lsn),
+                "{} LSN {}",
+                fixture.name,
+                r.lsn
+            );
         }
         assert_eq!(recovery.truncated.is_some(), torn, "{}", fixture.name);
         // The log goes on where the fixture ended.
@@ -108,7 +122,12 @@ fn version_1_fixtures_still_open() {
         wal.close().unwrap();
         // Also with today's default options (segment size differs from the fixture's).
         let (_wal, again) = open_sim(&fs, WalOptions::default()).unwrap();
-        assert_eq!(again.records.len() as u64, last + 2 - first, "{}", fixture.name);
+        assert_eq!(
+            again.records.len() as u64,
+            last + 2 - first,
+            "{}",
+            fixture.name
+        );
     }
 }
 
@@ -122,7 +141,11 @@ fn write_fixtures() {
         let fs = SimFs::new();
         let (wal, _) = open_sim(&fs, fixture.options.clone()).unwrap();
         let mut lsn = 0;
-        let records = if fixture.name == "v1-torn-tail" { 12 } else { 100 };
+        let records = if fixture.name == "v1-torn-tail" {
+            12
+        } else {
+            100
+        };
         while lsn < records {
             // Groups of 1..=3 records, each waited, so there are several sync groups.
             let group_len = (lsn % 3 + 1).min(records - lsn);

@@ -16,8 +16,13 @@ fn one_group_per_record(sizes: &[usize], options: &WalOptions) -> (SimFs, Vec<Ve
     let mut offsets = Vec::new();
     let mut offset = SEGMENT_HEADER_SIZE as u64;
     for (i, &size) in sizes.iter().enumerate() {
-        let p: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(31).wrapping_add(i as u8 + 1)).collect();
-        wal.append_ticket(&[Record::new(1, &p)]).unwrap().wait().unwrap();
+        let p: Vec<u8> = (0..size)
+            .map(|b| (b as u8).wrapping_mul(31).wrapping_add(i as u8 + 1))
+            .collect();
+        wal.append_ticket(&[Record::new(1, &p)])
+            .unwrap()
+            .wait()
+            .unwrap();
         offsets.push(offset);
         offset += (p.len() + RECORD_OVERHEAD) as u64;
         payloads.push(p);
@@ -26,11 +31,18 @@ fn one_group_per_record(sizes: &[usize], options: &WalOptions) -> (SimFs, Vec<Ve
     (fs, payloads, offsets)
 }
 
-fn expect_corrupt(result: Result<(duro_wal::Wal, duro_wal::Recovery), WalError>) -> (std::path::PathBuf, u64, Option<u64>) {
+fn expect_corrupt(
+    result: Result<(duro_wal::Wal, duro_wal::Recovery), WalError>,
+) -> (std::path::PathBuf, u64, Option<u64>) {
     match result {
-        Err(WalError::Corrupt { file, offset, lsn, .. }) => (file, offset, lsn),
+        Err(WalError::Corrupt {
+            file, offset, lsn, ..
+        }) => (file, offset, lsn),
         Err(other) => panic!("expected Corrupt, got {other}"),
-        Ok((_, recovery)) => panic!("expected Corrupt, opened with {} records", recovery.records.len()),
+        Ok((_, recovery)) => panic!(
+            "expected Corrupt, opened with {} records",
+            recovery.records.len()
+        ),
     }
 }
 
@@ -62,7 +74,10 @@ fn torn_tail_at_every_byte_of_the_last_record() {
                 assert_eq!(torn.offset, last_start);
             }
             // The repaired log accepts appends at LSN 4 and recovers them.
-            wal.append_ticket(&[Record::new(2, b"after")]).unwrap().wait().unwrap();
+            wal.append_ticket(&[Record::new(2, b"after")])
+                .unwrap()
+                .wait()
+                .unwrap();
             wal.close().unwrap();
             let (_, again) = open_sim(&image, options.clone()).unwrap();
             assert_eq!(again.records.len(), 4);
@@ -85,14 +100,19 @@ fn garbage_after_the_last_record_is_a_torn_tail() {
         let mut garbage = vec![0u8; len];
         let mut state = seed;
         for b in garbage.iter_mut() {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (state >> 33) as u8 | 1;
         }
         image.overwrite(&path, end, &garbage);
         let (_wal, recovery) = open_sim(&image, options.clone()).unwrap();
         assert_eq!(recovery.records.len(), 3);
         let torn = recovery.truncated.clone().unwrap();
-        assert_eq!((torn.file.clone(), torn.offset, torn.bytes_discarded), (path.clone(), end, len as u64));
+        assert_eq!(
+            (torn.file.clone(), torn.offset, torn.bytes_discarded),
+            (path.clone(), end, len as u64)
+        );
         drop(_wal);
         // Recovering again finds a clean log: the repair was durable and idempotent.
         let (_wal, again) = open_sim(&copy(&image), options.clone()).unwrap();
@@ -113,7 +133,11 @@ fn flipped_bit_before_a_later_sync_group_is_corruption() {
         let image = copy(&fs);
         assert!(image.flip_bit(&path, at, (at % 8) as u8));
         let (file, offset, lsn) = expect_corrupt(open_sim(&image, options.clone()));
-        assert_eq!((file, offset, lsn), (path.clone(), start, Some(2)), "flip at {at}");
+        assert_eq!(
+            (file, offset, lsn),
+            (path.clone(), start, Some(2)),
+            "flip at {at}"
+        );
         // Refusing to open left the log untouched.
         assert_eq!(image.read_file(&path), {
             let mut bytes = fs.read_file(&path).unwrap();
@@ -154,7 +178,10 @@ fn flipped_bit_in_a_non_last_segment_is_corruption() {
         image.flip_bit(&seg1, at, 0);
         let (file, offset, _lsn) = expect_corrupt(open_sim(&image, options.clone()));
         assert_eq!(file, seg1, "flip at {at}");
-        assert!(offset <= at, "reported offset {offset} is at or before the flip at {at}");
+        assert!(
+            offset <= at,
+            "reported offset {offset} is at or before the flip at {at}"
+        );
     }
 }
 
@@ -169,7 +196,10 @@ fn lsn_gap_between_segments_is_corruption() {
     let (wal, _) = open_sim(&fs, options.clone()).unwrap();
     for n in 0..80u64 {
         let p = payload(n, 400);
-        wal.append_ticket(&[Record::new(1, &p)]).unwrap().wait().unwrap();
+        wal.append_ticket(&[Record::new(1, &p)])
+            .unwrap()
+            .wait()
+            .unwrap();
     }
     wal.close().unwrap();
     let segments = segment_files(&fs);
@@ -195,9 +225,17 @@ fn lsn_gap_between_segments_is_corruption() {
 fn garbage_segment_header_is_corruption_not_a_panic() {
     let fs = SimFs::new();
     let (wal, _) = open_sim(&fs, small_options()).unwrap();
-    wal.append_ticket(&[Record::new(1, b"x")]).unwrap().wait().unwrap();
+    wal.append_ticket(&[Record::new(1, b"x")])
+        .unwrap()
+        .wait()
+        .unwrap();
     wal.close().unwrap();
-    for bytes in [&b""[..], b"DUROWAL", b"DUROWAL\0\x01\0\0\0", &[0xFFu8; 64][..]] {
+    for bytes in [
+        &b""[..],
+        b"DUROWAL",
+        b"DUROWAL\0\x01\0\0\0",
+        &[0xFFu8; 64][..],
+    ] {
         let image = copy(&fs);
         image.put_file(&segment_path(1), bytes);
         let (file, offset, _) = expect_corrupt(open_sim(&image, small_options()));

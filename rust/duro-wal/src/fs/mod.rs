@@ -54,6 +54,7 @@ pub trait Fs: Send + Sync {
 }
 
 /// An open file. Positional I/O only, so one handle can be shared between threads.
+#[allow(clippy::len_without_is_empty)]
 pub trait FsFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

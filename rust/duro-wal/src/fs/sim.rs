@@ -295,7 +295,9 @@ impl SimFs {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock (only possible in a test) leaves the model usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a fault to the plan.
@@ -737,5 +739,111 @@ impl FsFile for SimFile {
         let mut state = self.fs.lock();
         state.check_alive()?;
         Ok(state.inode(self.inode)?.current.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        PathBuf::from("/d")
+    }
+
+    #[test]
+    fn unsynced_data_and_entries_are_lost_on_crash() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&dir()).unwrap();
+        let a = dir().join("a");
+        let file = fs.open(&a, OpenOptions::create_truncate()).unwrap();
+        file.write_all_at(b"synced", 0).unwrap();
+        file.sync_data().unwrap();
+        // The entry itself is not durable yet: a crash loses the whole file.
+        assert!(fs
+            .crash_image(Damage::LoseUnsynced, 0)
+            .read_file(&a)
+            .is_none());
+        fs.sync_dir(&dir()).unwrap();
+        file.write_all_at(b"+pending", 6).unwrap();
+        let image = fs.crash_image(Damage::LoseUnsynced, 0);
+        assert_eq!(image.read_file(&a).unwrap(), b"synced");
+        assert_eq!(fs.read_file(&a).unwrap(), b"synced+pending");
+        let zeroed = fs.crash_image(Damage::ZeroFill { sector: 512 }, 0);
+        assert_eq!(zeroed.read_file(&a).unwrap(), b"synced\0\0\0\0\0\0\0\0");
+        // Renames are reverted without a directory sync.
+        let b = dir().join("b");
+        fs.rename(&a, &b).unwrap();
+        let image = fs.crash_image(Damage::LoseUnsynced, 0);
+        assert!(image.read_file(&a).is_some() && image.read_file(&b).is_none());
+        fs.sync_dir(&dir()).unwrap();
+        let image = fs.crash_image(Damage::LoseUnsynced, 0);
+        assert!(image.read_file(&a).is_none() && image.read_file(&b).is_some());
+    }
+
+    #[test]
+    fn torn_sectors_are_seeded_and_deterministic() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&dir()).unwrap();
+        let a = dir().join("a");
+        let file = fs.open(&a, OpenOptions::create_truncate()).unwrap();
+        file.write_all_at(&[0u8; 8192], 0).unwrap();
+        file.sync_data().unwrap();
+        fs.sync_dir(&dir()).unwrap();
+        file.write_all_at(&[7u8; 8192], 0).unwrap();
+        let damage = Damage::TornSectors { sector: 512 };
+        let one = fs.crash_image(damage, 42).read_file(&a).unwrap();
+        let two = fs.crash_image(damage, 42).read_file(&a).unwrap();
+        assert_eq!(one, two);
+        let kept = one
+            .chunks(512)
+            .filter(|s| s.iter().all(|&b| b == 7))
+            .count();
+        let lost = one
+            .chunks(512)
+            .filter(|s| s.iter().all(|&b| b == 0))
+            .count();
+        assert_eq!(kept + lost, 16, "each sector is all old or all new");
+        assert!(kept > 0 && lost > 0);
+        let garbage = fs.crash_image(Damage::GarbageFill { sector: 4096 }, 1);
+        assert_ne!(garbage.read_file(&a).unwrap(), vec![7u8; 8192]);
+    }
+
+    #[test]
+    fn faults_and_crash() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&dir()).unwrap(); // op 1
+        let a = dir().join("a");
+        let file = fs.open(&a, OpenOptions::create_truncate()).unwrap(); // op 2
+        fs.inject(Fault::FailOp {
+            op: 4,
+            errno: libc::EIO,
+        });
+        fs.inject(Fault::CrashAt { op: 6 });
+        file.write_all_at(b"x", 0).unwrap(); // op 3
+        let err = file.sync_data().unwrap_err(); // op 4
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        // The failed sync dropped the dirty data: a later sync does not make it durable.
+        file.sync_data().unwrap(); // op 5
+        fs.sync_dir(&dir()).unwrap_err(); // op 6: crash
+        assert!(fs.crashed());
+        let err = file.read_at(&mut [0u8; 1], 0).unwrap_err();
+        assert!(is_sim_crash(&err));
+        assert!(fs
+            .crash_image(Damage::LoseUnsynced, 0)
+            .read_file(&a)
+            .is_none());
+        let kinds: Vec<OpKind> = fs.trace().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                OpKind::CreateDir,
+                OpKind::Create,
+                OpKind::Write,
+                OpKind::SyncData,
+                OpKind::SyncData,
+                OpKind::SyncDir
+            ]
+        );
+        assert_eq!(fs.counts().syncs, 1);
     }
 }

@@ -77,7 +77,14 @@ impl RecordingSink {
     /// Durable waiters wake before the sink hears of the batch: wait for the sink too.
     pub fn wait_for(&self, lsn: Lsn) {
         for _ in 0..10_000 {
-            if self.log.lock().unwrap().batches.last().is_some_and(|b| b.1 >= lsn) {
+            if self
+                .log
+                .lock()
+                .unwrap()
+                .batches
+                .last()
+                .is_some_and(|b| b.1 >= lsn)
+            {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
