@@ -92,8 +92,6 @@ struct Scanned {
     end: u64,
     /// Offset of the last non-zero byte after `end`, if any.
     last_nonzero: Option<u64>,
-    /// Offset of the last record with SYNC_START in the valid prefix: the last sync group.
-    last_group: Option<u64>,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
@@ -210,7 +208,6 @@ pub(crate) fn recover(
         }
         let mut offset = SEGMENT_HEADER_SIZE;
         let mut lsns: Option<(Lsn, Lsn)> = None;
-        let mut last_group = None;
         while let Some(valid) = validate_record_at(&image, offset, header.epoch) {
             let lsn = valid.header.lsn;
             let in_order = match expected {
@@ -255,9 +252,6 @@ pub(crate) fn recover(
                 payload: image[valid.payload_offset..payload_end].to_vec(),
             });
             lsns = Some((lsns.map_or(lsn, |(first, _)| first), lsn));
-            if valid.header.sync_start() {
-                last_group = Some(offset as u64);
-            }
             expected = Some(lsn + 1);
             offset = valid.end;
         }
@@ -270,7 +264,6 @@ pub(crate) fn recover(
             lsns,
             end: offset as u64,
             last_nonzero: last_nonzero(&image, offset),
-            last_group,
         });
     }
 
@@ -366,27 +359,18 @@ pub(crate) fn recover(
         }
     }
 
-    // Repair. First the tail of the segment the log continues in: zeros, then fsync.
+    // Repair. First the tail of the segment the log continues in: zeros, then fsync (which
+    // also covers records of the last group that reached the page cache but not the disk).
+    //
+    // The last group is deliberately not rewritten in place to force it to disk: after a
+    // failed fsync the kernel may have dropped its pages while they stay readable, but a
+    // crash during such a rewrite could damage records that were acknowledged, and recovery
+    // would then discard them as a torn tail. Losing acknowledged data silently is worse than
+    // the alternative, see `tests/faults.rs`.
     let mut rest = scanned.split_off(keep);
     let current = rest.remove(0);
     if let Some(last_nz) = current.last_nonzero {
         zero_fill(&*current.file, &current.path, current.end, last_nz + 1)?;
-    }
-    // The last sync group may never have been synced (a crash, or a failed fsync whose pages
-    // the kernel then marked clean: readable now, gone after a power cut). Writing the same
-    // bytes again makes the fsync below cover them, so nothing written after this open can
-    // ever sit behind a hole.
-    if current.lsns.is_some() {
-        let from = current.last_group.unwrap_or(SEGMENT_HEADER_SIZE as u64);
-        let mut group = vec![0u8; (current.end - from) as usize];
-        let n = current
-            .file
-            .read_full_at(&mut group, from)
-            .map_err(io_err("read last sync group", &current.path))?;
-        current
-            .file
-            .write_all_at(&group[..n], from)
-            .map_err(io_err("rewrite last sync group", &current.path))?;
     }
     current
         .file

@@ -147,29 +147,80 @@ fn group_commit_batches_concurrent_appenders() {
     assert!(syncs <= stats.batches + stats.segments_created + 1);
 }
 
-/// A test of batching that does not depend on thread timing: records appended while the
-/// writer is blocked in a sync all go into the next batch.
+/// Batching without depending on thread timing: the sink holds the writer inside its first
+/// callback while 16 threads append 10 records each; everything they appended must go out
+/// in exactly one more batch, with one write and one fdatasync.
 #[test]
 fn everything_pending_goes_into_one_batch() {
-    let fs = SimFs::new();
-    let (wal, _) = open_sim(&fs, small_options()).unwrap();
-    // Fill the pending buffer before the writer can take it: append from this thread in a
-    // burst, with no waits. The writer takes 1..k in its first batch at most, and everything
-    // after in at most a few more.
-    for n in 0..1000u64 {
-        wal.append(&[Record::new(1, &n.to_le_bytes())], None)
-            .unwrap();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    struct GateSink {
+        open: AtomicBool,
+        batches: Mutex<Vec<usize>>,
     }
-    wal.wait_durable(1000).unwrap();
+    impl duro_wal::DurableSink for GateSink {
+        fn durable(&self, batch: Arc<duro_wal::DurableBatch>) {
+            self.batches.lock().unwrap().push(batch.len());
+            while !self.open.load(Ordering::Acquire) {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        fn failed(&self, _: &[u64], _: &WalError) {}
+    }
+
+    let fs = SimFs::new();
+    let sink = Arc::new(GateSink {
+        open: AtomicBool::new(false),
+        batches: Mutex::new(Vec::new()),
+    });
+    let (wal, _) = Wal::open(Arc::new(fs.clone()), &dir(), small_options(), sink.clone()).unwrap();
+    let wal = Arc::new(wal);
+    wal.append_ticket(&[Record::new(1, b"first")])
+        .unwrap()
+        .wait()
+        .unwrap();
+    // The writer is now parked in the sink. Wait for the preparer to finish segment 2 so
+    // that every sync counted below is the log's.
+    while fs.read_file(&segment_path(2)).is_none() {
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let counts_before = fs.counts();
+    let handles: Vec<_> = (0..16u64)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            thread::spawn(move || {
+                for i in 0..10u64 {
+                    wal.append(&[Record::new(1, &payload(t * 100 + i, 30))], Some(t))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(wal.next_lsn(), 162);
+    sink.open.store(true, Ordering::Release);
+    wal.wait_durable(161).unwrap();
+    let counts = fs.counts();
+    assert_eq!(
+        counts.syncs - counts_before.syncs,
+        1,
+        "one fdatasync for 160 records"
+    );
+    assert_eq!(
+        counts.writes - counts_before.writes,
+        1,
+        "one write for 160 records"
+    );
     let stats = wal.stats();
-    assert_eq!(stats.records, 1000);
-    assert!(stats.batches < 1000, "{stats:?}");
-    let writes = fs
-        .trace()
-        .iter()
-        .filter(|e| e.kind == OpKind::Write && e.path.extension().is_some_and(|x| x == "wal"))
-        .count();
-    assert_eq!(writes as u64, stats.batches, "one write per batch");
+    assert_eq!(
+        (stats.records, stats.batches, stats.max_batch_records),
+        (161, 2, 160)
+    );
+    drop(wal);
+    assert_eq!(*sink.batches.lock().unwrap(), vec![1, 160]);
 }
 
 #[test]

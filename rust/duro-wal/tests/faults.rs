@@ -90,11 +90,25 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
         .unwrap();
     wal.wait_durable(lsn).unwrap();
     wal.close().unwrap();
-    // The pages the failed fsync dropped were written again by recovery: a power cut now
-    // loses nothing and leaves no hole.
+    // A power cut now. The failed batch may have reached the page cache and nothing more
+    // (the kernel dropped it when the fsync failed, yet the reopen above could read it). If
+    // so, the records appended after the reopen sit behind a hole: the log must refuse to
+    // open, naming the first record that never reached the disk, and never silently drop
+    // acknowledged records. Otherwise everything is there.
     let image = fs.crash_image(duro_wal::fs::Damage::LoseUnsynced, 1);
-    let (_wal, after_power_cut) = open_sim(&image, small_options()).unwrap();
-    assert_eq!(after_power_cut.records.len(), recovery.records.len() + 1);
+    match open_sim(&image, small_options()) {
+        Ok((_wal, after_power_cut)) => {
+            assert_eq!(after_power_cut.records.len(), recovery.records.len() + 1);
+        }
+        Err(WalError::Corrupt { lsn, .. }) => {
+            assert!(
+                recovery.records.len() > 5,
+                "only records that were never synced"
+            );
+            assert_eq!(lsn, Some(6));
+        }
+        Err(other) => panic!("{other}"),
+    }
 }
 
 #[test]

@@ -690,6 +690,10 @@ impl FsFile for SimFile {
         state.check_alive()?;
         let path = state.name_of(self.inode);
         let result = state.begin(OpKind::SyncData, &path, 0);
+        if state.crashed {
+            // The machine died before the sync: the writes stay pending for crash_image.
+            return result;
+        }
         let inode = state.inode(self.inode)?;
         if result.is_err() {
             // fsyncgate: the kernel may drop the dirty pages after a failed writeback; the
