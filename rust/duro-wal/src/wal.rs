@@ -577,18 +577,21 @@ impl Shared {
         if doomed.is_empty() {
             return Ok(());
         }
+        // Oldest first, each unlink made durable before the next: a file system may persist
+        // unlinks out of order, and a crash must leave a suffix of the log, never a hole.
         for &segment_no in &doomed {
             let path = segment_path(&self.dir, segment_no);
             self.fs
                 .remove_file(&path)
                 .map_err(|e| WalError::io("remove released segment", &path, e))?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync log directory", &self.dir, e))?;
             self.counters
                 .segments_removed
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| WalError::io("fsync log directory", &self.dir, e))
+        Ok(())
     }
 
     fn note_durable_in_segment(&self, segment_no: u64, first: Lsn, last: Lsn) {
