@@ -107,6 +107,9 @@ pub trait Store: Send + Sync {
     /// Blocks until the append behind `receipt` is durable.
     fn wait_durable(&self, receipt: Receipt) -> Result<(), StoreError>;
 
+    /// Every receipt with a position at or below this is durable.
+    fn durable_position(&self) -> u64;
+
     /// The run's summary, by the user's run id.
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError>;
 

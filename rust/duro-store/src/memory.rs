@@ -89,6 +89,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn durable_position(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).appends
+    }
+
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
         let inner = self.lock()?;
         Ok(inner.ids.get(run_id).and_then(|key| inner.runs.get(key)).map(|(_, s)| s.clone()))

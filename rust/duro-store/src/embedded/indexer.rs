@@ -15,8 +15,17 @@ use crate::error::StoreError;
 
 pub(crate) enum IndexerMsg {
     Batch(Arc<DurableBatch>),
+    /// A reader waits: apply what is queued now.
+    Flush,
     Stop,
 }
+
+/// How long the indexer lets batches gather before applying them (unless a
+/// reader is waiting): one SQLite transaction per many log batches keeps the
+/// indexer off the CPU that runs the workflows.
+const GATHER: Duration = Duration::from_millis(5);
+/// Apply at once when this many records are queued.
+const GATHER_RECORDS: usize = 8_192;
 
 /// Receives the log's durability notifications on the writer thread: tells
 /// the engine (acknowledgements) first, then queues the batch for the index.
@@ -129,18 +138,42 @@ pub(crate) fn spawn(
             let mut last_release = Instant::now();
             let mut failed = false;
             loop {
-                let mut batches = Vec::new();
+                let mut batches: Vec<Arc<DurableBatch>> = Vec::new();
                 let mut stop = false;
+                let mut urgent = false;
                 match rx.recv_timeout(release_every) {
                     Ok(IndexerMsg::Batch(batch)) => batches.push(batch),
+                    Ok(IndexerMsg::Flush) => urgent = true,
                     Ok(IndexerMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
                     Err(RecvTimeoutError::Timeout) => {}
                 }
+                let gather_until = Instant::now() + GATHER;
+                let mut records: usize = batches.iter().map(|b| b.len()).sum();
                 while !stop {
-                    match rx.try_recv() {
-                        Ok(IndexerMsg::Batch(batch)) => batches.push(batch),
-                        Ok(IndexerMsg::Stop) => stop = true,
-                        Err(_) => break,
+                    let wait = if urgent || records >= GATHER_RECORDS || batches.is_empty() {
+                        Duration::ZERO
+                    } else {
+                        gather_until.saturating_duration_since(Instant::now())
+                    };
+                    let message = if wait.is_zero() {
+                        match rx.try_recv() {
+                            Ok(message) => message,
+                            Err(_) => break,
+                        }
+                    } else {
+                        match rx.recv_timeout(wait) {
+                            Ok(message) => message,
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => IndexerMsg::Stop,
+                        }
+                    };
+                    match message {
+                        IndexerMsg::Batch(batch) => {
+                            records += batch.len();
+                            batches.push(batch);
+                        }
+                        IndexerMsg::Flush => urgent = true,
+                        IndexerMsg::Stop => stop = true,
                     }
                 }
                 if !batches.is_empty() && !failed {

@@ -179,6 +179,12 @@ impl EmbeddedStore {
     /// Waits until the index holds everything durable now.
     fn catch_up(&self) -> Result<(), StoreError> {
         let target = self.with_wal(|wal| Ok(wal.durable_lsn()))?;
+        if self.progress.applied() >= target {
+            return Ok(());
+        }
+        if let Some((tx, _)) = lock(&self.indexer).as_ref() {
+            let _ = tx.send(IndexerMsg::Flush);
+        }
         self.progress.wait_applied(target)
     }
 
@@ -290,6 +296,10 @@ impl Store for EmbeddedStore {
             Some(wal) => Ok(wal.wait_durable(receipt.position)?),
             None => Err(StoreError::Closed),
         }
+    }
+
+    fn durable_position(&self) -> u64 {
+        self.with_wal(|wal| Ok(wal.durable_lsn())).unwrap_or(0)
     }
 
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
