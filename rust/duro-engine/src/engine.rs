@@ -89,6 +89,8 @@ pub struct ExecuteWork {
 /// What a caller needs to (re)build its context of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadData {
+    /// The registration (see `Engine::register`) whose definition drives this run.
+    pub generation: u64,
     pub run_id: String,
     pub workflow: String,
     pub version: String,
@@ -127,6 +129,9 @@ struct FinishedState {
     blocked: HashMap<RunKey, String>,
     watched: HashSet<RunKey>,
     notices: Vec<RunKey>,
+    /// Store positions an event loop waits to become durable, and those that did.
+    durable_watch: std::collections::BinaryHeap<std::cmp::Reverse<u64>>,
+    durable_notices: Vec<u64>,
 }
 
 struct ParkedRun {
@@ -139,6 +144,7 @@ struct Inner {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     workflows: RwLock<HashMap<(String, String), Arc<Registered>>>,
+    generations: std::sync::atomic::AtomicU64,
     table: Mutex<RunTable>,
     /// Unfinished runs of workflows not registered (yet) in this process.
     parked: Mutex<HashMap<(String, String), Vec<ParkedRun>>>,
@@ -192,10 +198,13 @@ impl Engine {
                 blocked: HashMap::new(),
                 watched: HashSet::new(),
                 notices: Vec::new(),
+                durable_watch: std::collections::BinaryHeap::new(),
+                durable_notices: Vec::new(),
             }),
             config,
             clock,
             workflows: RwLock::new(HashMap::new()),
+            generations: std::sync::atomic::AtomicU64::new(0),
             table: Mutex::new(RunTable::default()),
             parked: Mutex::new(HashMap::new()),
             lanes: [Lane::new(None), Lane::new(Some(notifier.clone()))],
@@ -240,11 +249,13 @@ impl Engine {
     }
 
     /// Defines (or redefines) a workflow. Its parked runs resume; runs
-    /// blocked by an earlier definition are checked again.
-    pub fn register(&self, def: WorkflowDef, lane: LaneId) -> Result<(), EngineError> {
+    /// blocked by an earlier definition are checked again. Returns the
+    /// registration's generation (see [`LoadData::generation`]).
+    pub fn register(&self, def: WorkflowDef, lane: LaneId) -> Result<u64, EngineError> {
         def.validate(&self.inner.config.limits)?;
         let key = (def.name.clone(), def.version.clone());
-        let registered = Arc::new(Registered { def, lane });
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let registered = Arc::new(Registered { def, lane, generation });
         self.inner.workflows.write().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), registered.clone());
         let parked = lock(&self.inner.parked).remove(&key).unwrap_or_default();
         let now = self.inner.clock.now_ms();
@@ -265,7 +276,7 @@ impl Engine {
         }
         drop(table);
         self.inner.lanes[registered.lane as usize].push_all(unblocked);
-        Ok(())
+        Ok(generation)
     }
 
     fn registered(&self, name: &str, version: &str) -> Option<Arc<Registered>> {
@@ -320,6 +331,9 @@ impl Engine {
             caller_loaded: false,
             dirty: false,
             unacked: 1,
+            deferred: Vec::new(),
+            loaded_from_store: false,
+            pending: None,
         });
         match self.inner.store.start_run(&started, Some(handle)) {
             Ok((StartOutcome::Created { run_key }, receipt)) => {
@@ -335,7 +349,9 @@ impl Engine {
             }
             Ok((StartOutcome::Existing { run_key }, receipt)) => {
                 table.remove(handle);
-                Ok(Started { run_key, created: false, receipt: Receipt { durable: true, ..receipt } })
+                // The receipt covers everything appended so far, so waiting on it also
+                // waits for a concurrent first start of this id to be durable.
+                Ok(Started { run_key, created: false, receipt })
             }
             Err(error) => {
                 table.remove(handle);
@@ -517,6 +533,23 @@ impl Engine {
         std::mem::take(&mut lock(&self.inner.finished).notices)
     }
 
+    /// Asks for a notice (see `take_durable_notices`) once `position` is durable.
+    pub fn watch_durable(&self, position: u64) {
+        let mut finished = lock(&self.inner.finished);
+        if position <= self.inner.store.durable_position() {
+            finished.durable_notices.push(position);
+            drop(finished);
+            self.inner.notifier.signal();
+        } else {
+            finished.durable_watch.push(std::cmp::Reverse(position));
+        }
+    }
+
+    /// Watched positions that became durable since the last call.
+    pub fn take_durable_notices(&self) -> Vec<u64> {
+        std::mem::take(&mut lock(&self.inner.finished).durable_notices)
+    }
+
     /// A descriptor that becomes readable when the async lane has work or a
     /// watched run ended. Drain it with [`Engine::drain_notifier`] first, then take work.
     pub fn notify_fd(&self) -> RawFd {
@@ -542,19 +575,26 @@ impl Engine {
         )
     }
 
-    /// Stops handing out work and closes the store (what was acknowledged stays durable).
-    pub fn close(&self) -> Result<(), EngineError> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
+    /// Stops handing out work (callers blocked in `next_work` return `Closed`)
+    /// and stops the timers; results of work already handed out are still
+    /// accepted until `close`.
+    pub fn stop_work(&self) {
         self.inner.timers.stop();
         for lane in &self.inner.lanes {
             lane.close();
         }
-        self.inner.finished_cv.notify_all();
         if let Some(thread) = lock(&self.timer_thread).take() {
             let _ = thread.join();
         }
+    }
+
+    /// Stops work and closes the store (what was acknowledged stays durable).
+    pub fn close(&self) -> Result<(), EngineError> {
+        self.stop_work();
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.finished_cv.notify_all();
         self.inner.store.close()?;
         Ok(())
     }
@@ -581,9 +621,18 @@ impl Inner {
         }
     }
 
+    /// Appends `events` (already applied to the run's state), preceded by the
+    /// run's deferred events, as one store append acknowledged to `handle`.
     fn append(&self, run: &mut ActiveRun, handle: Handle, events: &[Event]) -> Result<Receipt, EngineError> {
-        let position = run.state.event_count() - events.len() as u32;
-        let receipt = self.store.append(run.state.run_key, position, events, Some(handle))?;
+        let batch: std::borrow::Cow<'_, [Event]> = if run.deferred.is_empty() {
+            std::borrow::Cow::Borrowed(events)
+        } else {
+            let mut all = std::mem::take(&mut run.deferred);
+            all.extend_from_slice(events);
+            std::borrow::Cow::Owned(all)
+        };
+        let position = run.state.event_count() - batch.len() as u32;
+        let receipt = self.store.append(run.state.run_key, position, &batch, Some(handle))?;
         if !receipt.durable {
             run.unacked += 1;
         }
@@ -601,6 +650,11 @@ impl Inner {
         if run.phase != Phase::Queued {
             return Ok(None);
         }
+        if let Some(work) = run.pending.take() {
+            // Its step start is durable now.
+            run.phase = Phase::InCaller { seq: work.seq, attempt: work.attempt };
+            return Ok(Some(Work::Execute(work)));
+        }
         let now = self.clock.now_ms();
         let mut out = Vec::new();
         let wf = run.wf.clone();
@@ -612,20 +666,23 @@ impl Inner {
                 return Ok(None);
             }
         };
-        if !out.is_empty() {
+        let executes = matches!(action, Action::Execute(_));
+        if executes && !run.loaded_from_store {
+            run.deferred.append(&mut out);
+        } else if !out.is_empty() {
             self.append(run, handle, &out)?;
         }
         match action {
             Action::Execute(exec) => {
                 run.phase = Phase::InCaller { seq: exec.seq, attempt: exec.attempt };
-                let load = (!run.caller_loaded).then(|| load_data(&run.state));
+                let load = (!run.caller_loaded).then(|| load_data(&run.state, wf.generation));
                 run.caller_loaded = true;
                 let failure = (exec.kind == StepKind::OnFailure).then(|| failure_info(&run.state));
                 let name = match exec.kind {
                     StepKind::OnFailure => linear::ON_FAILURE_NAME,
                     _ => exec.step_index.map_or("", |i| wf.def.steps[i].name.as_str()),
                 };
-                Ok(Some(Work::Execute(ExecuteWork {
+                let work = ExecuteWork {
                     handle,
                     run_key: run.state.run_key,
                     kind: exec.kind,
@@ -635,7 +692,17 @@ impl Inner {
                     idempotency_key: idempotency_key(&run.state.run_id, exec.kind, name),
                     load,
                     failure,
-                })))
+                };
+                if run.loaded_from_store {
+                    run.loaded_from_store = false;
+                    if run.unacked > 0 {
+                        // Hand it out once the start is durable (see `ActiveRun::loaded_from_store`).
+                        run.pending = Some(work);
+                        run.phase = Phase::AwaitingAck;
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(Work::Execute(work)))
             }
             Action::Wait { wake_at_ms, .. } => {
                 if let Some(at) = wake_at_ms {
@@ -789,6 +856,29 @@ impl Inner {
         for (lane, items) in queued.into_iter().enumerate() {
             self.lanes[lane].push_all(items);
         }
+        self.publish_durable();
+    }
+
+    /// Moves watched store positions that are now durable to the notices.
+    fn publish_durable(&self) {
+        let mut finished = lock(&self.finished);
+        if finished.durable_watch.is_empty() {
+            return;
+        }
+        let durable = self.store.durable_position();
+        let mut any = false;
+        while let Some(std::cmp::Reverse(position)) = finished.durable_watch.peek().copied() {
+            if position > durable {
+                break;
+            }
+            finished.durable_watch.pop();
+            finished.durable_notices.push(position);
+            any = true;
+        }
+        drop(finished);
+        if any {
+            self.notifier.signal();
+        }
     }
 
     /// Brings a dormant run into memory (queued), or returns the handle it has.
@@ -814,7 +904,17 @@ impl Inner {
             Phase::Blocked(b) => Some(b.message.clone()),
             _ => None,
         };
-        let handle = table.insert(ActiveRun { state, wf, phase, caller_loaded: false, dirty: false, unacked: 0 });
+        let handle = table.insert(ActiveRun {
+            state,
+            wf,
+            phase,
+            caller_loaded: false,
+            dirty: false,
+            unacked: 0,
+            deferred: Vec::new(),
+            loaded_from_store: true,
+            pending: None,
+        });
         if let Some(message) = blocked {
             lock(&self.finished).blocked.insert(run_key, message);
             self.finished_cv.notify_all();
@@ -934,8 +1034,9 @@ impl Inner {
     }
 }
 
-fn load_data(state: &RunState) -> LoadData {
+fn load_data(state: &RunState, generation: u64) -> LoadData {
     LoadData {
+        generation,
         run_id: state.run_id.clone(),
         workflow: state.workflow.clone(),
         version: state.version.clone(),

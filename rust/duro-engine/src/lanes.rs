@@ -3,6 +3,7 @@
 //! lane is drained by an event loop woken through an eventfd.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,14 @@ pub struct Lane {
     state: Mutex<LaneState>,
     cv: Condvar,
     notifier: Option<Arc<EventFd>>,
+    /// Mirrors the queue length (and closing) so a waiter can spin without the lock.
+    ready: AtomicUsize,
+    spinning: AtomicBool,
 }
+
+/// How long one waiting caller spins before it sleeps: about one fsync, the
+/// usual wait for the next piece of work of a sequential run.
+const SPIN: Duration = Duration::from_micros(150);
 
 fn lock(m: &Mutex<LaneState>) -> MutexGuard<'_, LaneState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -53,7 +61,13 @@ pub enum Popped {
 
 impl Lane {
     pub fn new(notifier: Option<Arc<EventFd>>) -> Lane {
-        Lane { state: Mutex::new(LaneState::default()), cv: Condvar::new(), notifier }
+        Lane {
+            state: Mutex::new(LaneState::default()),
+            cv: Condvar::new(),
+            notifier,
+            ready: AtomicUsize::new(0),
+            spinning: AtomicBool::new(false),
+        }
     }
 
     pub fn push_all(&self, items: impl IntoIterator<Item = QueueItem>) {
@@ -65,6 +79,7 @@ impl Lane {
         if added == 0 {
             return;
         }
+        self.ready.store(state.queue.len(), Ordering::Release);
         let wake = added.min(state.waiters);
         drop(state);
         for _ in 0..wake {
@@ -78,15 +93,37 @@ impl Lane {
     }
 
     pub fn try_pop(&self) -> Option<QueueItem> {
-        lock(&self.state).queue.pop_front()
+        if self.ready.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut state = lock(&self.state);
+        let item = state.queue.pop_front();
+        self.ready.store(state.queue.len(), Ordering::Release);
+        item
+    }
+
+    /// Spins up to `SPIN` for an item, if no other caller is spinning.
+    fn spin(&self, deadline: Instant) {
+        if self.spinning.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let until = (Instant::now() + SPIN).min(deadline);
+        while self.ready.load(Ordering::Acquire) == 0 && Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        self.spinning.store(false, Ordering::Release);
     }
 
     /// Pops, waiting up to `timeout` for an item.
     pub fn pop(&self, timeout: Duration) -> Popped {
         let deadline = Instant::now() + timeout;
+        if self.ready.load(Ordering::Acquire) == 0 {
+            self.spin(deadline);
+        }
         let mut state = lock(&self.state);
         loop {
             if let Some(item) = state.queue.pop_front() {
+                self.ready.store(state.queue.len(), Ordering::Release);
                 return Popped::Item(item);
             }
             if state.closed {
@@ -105,9 +142,13 @@ impl Lane {
 
     /// Takes up to `max` items without waiting; re-signals the notifier if more remain.
     pub fn drain(&self, max: usize) -> Vec<QueueItem> {
+        if self.ready.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
         let mut state = lock(&self.state);
         let n = max.min(state.queue.len());
         let items: Vec<QueueItem> = state.queue.drain(..n).collect();
+        self.ready.store(state.queue.len(), Ordering::Release);
         let more = !state.queue.is_empty();
         drop(state);
         if more {
@@ -120,6 +161,8 @@ impl Lane {
 
     pub fn close(&self) {
         lock(&self.state).closed = true;
+        // Wakes a spinner too; `pop` then finds the lane closed.
+        self.ready.store(usize::MAX / 2, Ordering::Release);
         self.cv.notify_all();
         if let Some(notifier) = &self.notifier {
             notifier.signal();

@@ -17,6 +17,10 @@ use crate::lanes::{Handle, LaneId};
 pub struct Registered {
     pub def: WorkflowDef,
     pub lane: LaneId,
+    /// Which registration this is: callers map it back to the definition
+    /// object whose functions they run, so a run and its functions agree
+    /// even if the workflow is registered again meanwhile.
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,16 @@ pub(crate) struct ActiveRun {
     pub dirty: bool,
     /// Appends not acknowledged yet (each append carries this run's handle as its token).
     pub unacked: u32,
+    /// Events decided but not appended yet (a step's start): they go out with
+    /// the run's next append, in the same log record, so a step costs one
+    /// fsync. Losing them in a crash only loses the attempt's start.
+    pub deferred: Vec<duro_core::journal::Event>,
+    /// Read back from the store (a restart, or a wake-up): its first step
+    /// start is made durable before the step runs, so a step that kills the
+    /// process counts toward the recovery limit even when it dies at once.
+    pub loaded_from_store: bool,
+    /// Work decided and waiting for its step start to become durable.
+    pub pending: Option<crate::engine::ExecuteWork>,
 }
 
 struct Slot {
@@ -169,11 +183,15 @@ mod tests {
             wf: Arc::new(Registered {
                 def: WorkflowDef { name: "w".into(), version: "1".into(), steps: vec![], on_failure: None, timeout_ms: None },
                 lane: LaneId::Sync,
+                generation: 1,
             }),
             phase: Phase::Queued,
             caller_loaded: false,
             dirty: false,
             unacked: 0,
+            deferred: Vec::new(),
+            loaded_from_store: false,
+            pending: None,
         }
     }
 

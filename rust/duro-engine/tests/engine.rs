@@ -235,8 +235,19 @@ fn a_restarted_engine_resumes_without_redoing_finished_steps() {
         engine.close().unwrap();
         started.run_key
     };
+    // Recovered, it runs s2 again, and dies in it again: a recovered attempt's
+    // start is durable before it runs, so this one counts.
+    {
+        let engine = embedded_engine(dir.path());
+        assert_eq!(engine.lookup("L").unwrap().unwrap().status, RunStatus::Running, "visible before its workflow is defined");
+        engine.register(def.clone(), LaneId::Sync).unwrap();
+        match engine.next_work(LaneId::Sync, Duration::from_secs(5)).unwrap().unwrap() {
+            Work::Execute(w) => assert_eq!((w.seq, w.attempt), (2, 1), "the live attempt's start was never durable"),
+            other => panic!("{other:?}"),
+        }
+        engine.close().unwrap();
+    }
     let engine = embedded_engine(dir.path());
-    assert_eq!(engine.lookup("L").unwrap().unwrap().status, RunStatus::Running, "visible before its workflow is defined");
     engine.register(def.clone(), LaneId::Sync).unwrap();
     let mut executed = Vec::new();
     let Some(Wait::Finished(outcome)) = drive(&engine, &d, run, &mut |w, name| {
