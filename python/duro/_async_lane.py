@@ -1,0 +1,209 @@
+"""The asyncio side: runs of workflows with coroutine functions, and waiters.
+
+One event loop (the engine's: the loop the engine was opened in, or a
+background thread's) drains the async lane when the engine's eventfd
+becomes readable. Each run being driven is one task that awaits its step,
+reports it, then awaits the engine's next work for it; many runs share each
+fsync. Callers on other loops get their futures resolved thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+
+from .errors import DuroError, EngineClosed, StoreFailed
+from ._runner import RELEASE, RunContext, Runner
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("duro")
+
+ASYNC_LANE = 1
+Waiter = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _resolve(waiter: Waiter, value: Any) -> None:
+    loop, future = waiter
+
+    def set_result() -> None:
+        if not future.done():
+            future.set_result(value)
+
+    try:
+        if loop is _current_loop():
+            set_result()
+        else:
+            loop.call_soon_threadsafe(set_result)
+    except RuntimeError:
+        pass  # that loop is closed; nobody waits any more
+
+
+def _fail_closed(future: "asyncio.Future[Any]") -> None:
+    if not future.done():
+        future.set_exception(EngineClosed("the engine was closed"))
+
+
+def _current_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class AsyncDriver:
+    def __init__(self, engine: "Engine", runner: Runner, loop: Optional[asyncio.AbstractEventLoop]) -> None:
+        self._engine = engine
+        self._core = engine._core
+        self._runner = runner
+        self._contexts: Dict[int, RunContext] = {}
+        self._next: Dict[int, "asyncio.Future[Any]"] = {}
+        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._lock = threading.Lock()
+        self._finished: Dict[int, List[Waiter]] = {}
+        self._durable: Dict[int, List[Waiter]] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=loop.run_forever, name="duro-asyncio", daemon=True)
+            self._thread.start()
+        self.loop = loop
+        ready = threading.Event()
+
+        def install() -> None:
+            loop.add_reader(self._core.notify_fd(), self._on_readable)
+            ready.set()
+            self._on_readable()
+
+        if _current_loop() is loop:
+            install()
+        else:
+            loop.call_soon_threadsafe(install)
+            ready.wait(5.0)
+
+    # -- waiters (any thread, any loop) ----------------------------------------------------------
+
+    def watch_finished(self, run_key: int) -> "asyncio.Future[Any]":
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[Any]" = loop.create_future()
+        with self._lock:
+            self._finished.setdefault(run_key, []).append((loop, future))
+        self._core.watch(run_key)
+        return future
+
+    def watch_durable(self, position: int) -> "asyncio.Future[Any]":
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[Any]" = loop.create_future()
+        with self._lock:
+            self._durable.setdefault(position, []).append((loop, future))
+        self._core.watch_durable(position)
+        return future
+
+    # -- the loop side ---------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        core = self._core
+        core.drain_notifier()
+        try:
+            works = core.take_work(ASYNC_LANE, 4096)
+        except EngineClosed:
+            works = []
+        except DuroError:
+            log.exception("duro: taking async work failed")
+            works = []
+        for work in works:
+            self._dispatch(work)
+        finished = core.take_finished()
+        durable = core.take_durable()
+        if finished or durable:
+            with self._lock:
+                ready = [w for key in finished for w in self._finished.pop(key, [])]
+                ready += [w for pos in durable for w in self._durable.pop(pos, [])]
+            for waiter in ready:
+                _resolve(waiter, True)
+
+    def _dispatch(self, work: Any) -> None:
+        handle = work[1]
+        waiting = self._next.pop(handle, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(work)
+            return
+        if work[0] == RELEASE:
+            self._contexts.pop(handle, None)
+            return
+        task = self.loop.create_task(self._drive(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, work: Any) -> None:
+        runner = self._runner
+        while True:
+            handle = work[1]
+            if work[0] == RELEASE:
+                self._contexts.pop(handle, None)
+                return
+            load = work[7]
+            if load is not None:
+                ctx = runner.load(load)
+                self._contexts[handle] = ctx
+            else:
+                ctx = self._contexts[handle]
+            call = None
+            try:
+                try:
+                    call = runner.resolve(work, ctx)
+                    value = await runner.call_async(call)
+                    raw = runner.encode(call, value)
+                except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
+                    runner.failed(work, ctx, call, exc)
+                else:
+                    runner.commit(work, ctx, call, raw)
+            except (StoreFailed, EngineClosed):
+                log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
+                return
+            future: "asyncio.Future[Any]" = self.loop.create_future()
+            self._next[handle] = future
+            work = await future
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        done = threading.Event()
+
+        def shutdown() -> None:
+            try:
+                self.loop.remove_reader(self._core.notify_fd())
+            except Exception:  # noqa: BLE001 - the loop may be closing already
+                pass
+            for task in list(self._tasks):
+                task.cancel()
+            with self._lock:
+                waiters = [w for ws in self._finished.values() for w in ws] + [w for ws in self._durable.values() for w in ws]
+                self._finished.clear()
+                self._durable.clear()
+            for loop, future in waiters:
+                try:
+                    loop.call_soon_threadsafe(_fail_closed, future)
+                except RuntimeError:
+                    pass
+            if self._thread is not None:
+                self.loop.call_soon(self.loop.stop)
+            done.set()
+
+        if _current_loop() is self.loop:
+            shutdown()
+        else:
+            try:
+                self.loop.call_soon_threadsafe(shutdown)
+                done.wait(5.0)
+            except RuntimeError:
+                pass
+        if self._thread is not None:
+            self._thread.join(5.0)
+            if not self.loop.is_running():
+                self.loop.close()

@@ -1,0 +1,272 @@
+"""Calling user code for one piece of work, and reporting the outcome.
+
+The engine hands out work tuples (see ``duro._core``); this module turns one
+into a call of the right function with the right arguments, encodes the
+result, and reports success or failure. Sync workers and the asyncio driver
+share it; only how they call the function differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
+
+from . import _core
+from .codec import Codec
+from .context import FailureContext, StepContext
+from .errors import DuroError, NonRetryableError, PayloadTooLarge, SerializationError, StepTimeout
+from .results import RunError
+from .workflow import StepSpec, Workflow
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("duro")
+
+TASK, SLEEP, WAIT, COMPENSATION, ON_FAILURE = 0, 1, 2, 3, 4
+RELEASE = _core.WORK_RELEASE
+KIND_NAMES = {TASK: "step", COMPENSATION: "compensation", ON_FAILURE: "on_failure"}
+
+Work = Tuple[Any, ...]
+
+
+class Outputs(Mapping):  # type: ignore[type-arg]
+    """Read-only outputs of completed steps by name (``prev``), decoded on first access."""
+
+    __slots__ = ("_raw", "_decoded", "_decode")
+
+    def __init__(self, decode: Callable[[bytes], Any]) -> None:
+        self._raw: Dict[str, bytes] = {}
+        self._decoded: Dict[str, Any] = {}
+        self._decode = decode
+
+    def _put(self, name: str, raw: bytes) -> None:
+        self._raw[name] = raw
+        self._decoded.pop(name, None)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._decoded[name]
+        except KeyError:
+            value = self._decode(self._raw[name])
+            self._decoded[name] = value
+            return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"Outputs({dict(self)!r})"
+
+
+class RunContext:
+    """What a worker keeps for a run between its steps."""
+
+    __slots__ = ("workflow", "run_id", "input", "prev")
+
+    def __init__(self, workflow: Workflow, run_id: str, input: Any, prev: Outputs) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.input = input
+        self.prev = prev
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, even when ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not lose the failure
+        return f"<{type(exc).__name__} whose __str__ raised {type(inner).__name__}>"
+
+
+class Call:
+    """One resolved call: the function, its arguments, and how to judge failures."""
+
+    __slots__ = ("fn", "args", "name", "spec", "timeout_ms", "kind")
+
+    def __init__(self, fn: Callable[..., Any], args: Tuple[Any, ...], name: str, spec: Optional[StepSpec], timeout_ms: Optional[int], kind: int) -> None:
+        self.fn = fn
+        self.args = args
+        self.name = name
+        self.spec = spec
+        self.timeout_ms = timeout_ms
+        self.kind = kind
+
+
+class Runner:
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+        self.core = engine._core
+        self.codec: Codec = engine.codec
+        self.max_payload = self.core.max_payload_bytes
+        self._timeout_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    # -- contexts ------------------------------------------------------------------------------
+
+    def load(self, load: Tuple[Any, ...]) -> RunContext:
+        generation, run_id, name, version, raw_input, outputs = load
+        workflow = self.engine._definition(generation, name, version)
+        prev = Outputs(self.codec.decode)
+        for step_name, raw in outputs:
+            if raw:
+                prev._put(step_name, raw)
+        return RunContext(workflow, run_id, self.codec.decode(raw_input), prev)
+
+    # -- resolving what to call ----------------------------------------------------------------
+
+    def resolve(self, work: Work, ctx: RunContext) -> Call:
+        kind, index, attempt, key = work[0], work[4], work[5], work[6]
+        wf = ctx.workflow
+        if kind == TASK:
+            spec = wf.steps[index]
+            assert spec.fn is not None
+            if spec.arity == 1:
+                args: Tuple[Any, ...] = (ctx.input,)
+            elif spec.arity == 2:
+                args = (ctx.input, ctx.prev)
+            else:
+                if spec.idempotency_key is not None:
+                    key = str(spec.idempotency_key(ctx.input))
+                args = (ctx.input, ctx.prev, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
+            return Call(spec.fn, args, spec.name, spec, spec.timeout_ms, kind)
+        if kind == COMPENSATION:
+            spec = wf.steps[index]
+            assert spec.compensate is not None
+            output = ctx.prev.get(spec.name)
+            full = (ctx.input, output, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
+            return Call(spec.compensate, full[: spec.compensate_arity], spec.name, spec, spec.timeout_ms, kind)
+        if kind == ON_FAILURE:
+            handler = wf.failure_handler
+            assert handler is not None
+            failed_step, (error_type, message, _), completed = work[8]
+            error = RunError(message=message, error_type=error_type, failed_step=failed_step)
+            fctx = FailureContext(ctx.run_id, ctx.input, failed_step, error, list(completed), ctx.prev, attempt)
+            args = (fctx,) if handler.arity == 1 else (ctx.input, fctx)
+            return Call(handler.fn, args, "on_failure", None, None, kind)
+        raise DuroError(f"unknown work kind {kind}")
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def encode(self, call: Call, value: Any) -> bytes:
+        """The checkpoint bytes of a return value; errors here fail the attempt (not retryable)."""
+        if inspect.isawaitable(value):
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()
+            raise TypeError(
+                f"{KIND_NAMES[call.kind]} {call.name!r} returned an awaitable; define the function with "
+                "'async def' so duro awaits it"
+            )
+        try:
+            raw = self.codec.encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise SerializationError(
+                f"the output of {KIND_NAMES[call.kind]} {call.name!r} cannot be encoded by the {self.codec.name} "
+                f"codec ({type(value).__name__}: {describe(exc)}); return JSON-compatible data (dict, list, str, "
+                "int, float, bool, None), or open the engine with codec=duro.PickleCodec()"
+            ) from exc
+        if len(raw) > self.max_payload:
+            raise PayloadTooLarge(
+                f"the output of {KIND_NAMES[call.kind]} {call.name!r} is {len(raw)} bytes, over the limit of "
+                f"{self.max_payload}; store large data elsewhere and return a reference"
+            )
+        return raw
+
+    def commit(self, work: Work, ctx: RunContext, call: Call, raw: bytes) -> None:
+        """Reports success; the engine continues the run once the checkpoint is durable."""
+        self.core.step_ok(work[1], work[3], work[5], raw)
+        if call.kind == TASK:
+            ctx.prev._put(call.name, raw)
+
+    def retryable(self, call: Call, exc: BaseException, wf: Workflow) -> bool:
+        if isinstance(exc, (NonRetryableError, SerializationError, PayloadTooLarge)):
+            return False
+        if getattr(exc, "retryable", True) is False:
+            return False
+        spec = call.spec
+        policy = (spec.retry if spec is not None and spec.retry is not None else None) or wf.retry
+        if call.kind == ON_FAILURE and wf.failure_handler is not None:
+            policy = wf.failure_handler.retry or wf.retry
+        if policy.is_non_retryable(exc):
+            return False
+        if spec is not None and call.kind == TASK:
+            if spec.retryable is False:
+                return False
+            if callable(spec.retryable) and not isinstance(spec.retryable, bool):
+                try:
+                    return bool(spec.retryable(exc))
+                except Exception as predicate_error:  # noqa: BLE001 - report, then fail safe
+                    log.error("the retryable predicate of step %r raised %r; not retrying", call.name, predicate_error)
+                    return False
+        return True
+
+    def failed(self, work: Work, ctx: RunContext, call: Optional[Call], exc: BaseException) -> None:
+        name = call.name if call is not None else f"#{work[3]}"
+        error_type = "StepTimeout" if isinstance(exc, StepTimeout) else type(exc).__name__
+        message = describe(exc)
+        retryable = self.retryable(call, exc, ctx.workflow) if call is not None else False
+        log.warning(
+            "%s %r of run %r failed (attempt %d, %s): %s: %s",
+            KIND_NAMES.get(work[0], "step"),
+            name,
+            ctx.run_id,
+            work[5],
+            "will retry if attempts remain" if retryable else "not retryable",
+            error_type,
+            message,
+        )
+        self.core.step_err(work[1], work[3], work[5], error_type, message, retryable)
+
+    # -- calling -------------------------------------------------------------------------------
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._timeout_pool is None:
+            self._timeout_pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="duro-step")
+        return self._timeout_pool
+
+    def call_sync(self, call: Call) -> Any:
+        """Calls a plain function on this (worker) thread, or on a helper thread when it has a timeout."""
+        if call.timeout_ms is None:
+            return call.fn(*call.args)
+        future = self._pool().submit(call.fn, *call.args)
+        try:
+            return future.result(timeout=call.timeout_ms / 1000.0)
+        except concurrent.futures.TimeoutError:
+            raise StepTimeout(
+                f"{KIND_NAMES[call.kind]} {call.name!r} did not finish within {call.timeout_ms / 1000.0:g}s; "
+                "the attempt counts as failed and its late result is discarded"
+            ) from None
+
+    async def call_async(self, call: Call) -> Any:
+        """Awaits a coroutine function; plain functions run in a thread, never on the loop."""
+        if inspect.iscoroutinefunction(call.fn) or _returns_coroutine(call.fn):
+            awaitable = call.fn(*call.args)
+        else:
+            loop = asyncio.get_running_loop()
+            awaitable = loop.run_in_executor(None, lambda: call.fn(*call.args))
+        if call.timeout_ms is None:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, call.timeout_ms / 1000.0)
+        except asyncio.TimeoutError:
+            raise StepTimeout(
+                f"{KIND_NAMES[call.kind]} {call.name!r} did not finish within {call.timeout_ms / 1000.0:g}s and "
+                "was cancelled; the attempt counts as failed"
+            ) from None
+
+    def close(self) -> None:
+        if self._timeout_pool is not None:
+            self._timeout_pool.shutdown(wait=False)
+
+
+def _returns_coroutine(fn: Any) -> bool:
+    from .workflow import _is_async
+
+    return _is_async(fn)

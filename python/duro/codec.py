@@ -1,0 +1,62 @@
+"""How values become bytes in the journal.
+
+JSON is the default: journals stay readable and reading one never runs
+code. :class:`PickleCodec` exists for values JSON cannot hold; it is an
+explicit opt-in because unpickling executes code from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Codec(Protocol):
+    name: str
+
+    def encode(self, value: Any) -> bytes:
+        """Raise TypeError or ValueError for values it cannot encode."""
+        ...
+
+    def decode(self, data: bytes) -> Any: ...
+
+
+class JsonCodec:
+    """JSON-compatible values: dict (str keys), list, tuple (read back as list), str, int, float, bool, None."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        self._decoder = json.JSONDecoder()
+
+    def encode(self, value: Any) -> bytes:
+        return self._encoder.encode(value).encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        if not data:
+            return None
+        return self._decoder.decode(data.decode("utf-8"))
+
+
+class PickleCodec:
+    """Any picklable value. Opt-in only: reading a journal then runs pickle, so
+    only use it with stores nobody else can write to."""
+
+    name = "pickle"
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self._protocol = protocol
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=self._protocol)
+        except (pickle.PicklingError, AttributeError) as exc:
+            raise TypeError(str(exc)) from exc
+
+    def decode(self, data: bytes) -> Any:
+        if not data:
+            return None
+        return pickle.loads(data)

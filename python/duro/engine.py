@@ -1,0 +1,392 @@
+"""The engine: one store, the workers that run steps, and the registry link."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from ._async_lane import AsyncDriver
+from ._runner import Runner, describe
+from ._sync_lane import SyncWorkers
+from .codec import Codec, JsonCodec
+from .durations import Duration, to_ms
+from .errors import DuroError, InvalidArgument, RunNotFound, SerializationError
+from .handle import RunHandle
+from .results import CompensationError, JournalEntry, RunError, RunMeta, RunResult, _time, entry_from, meta_from
+from .workflow import REGISTRY, Workflow, new_run_id
+
+log = logging.getLogger("duro")
+
+#: A definition unchanged this long (seconds) is taken as complete and its runs resume.
+SETTLE_SECONDS = 0.2
+
+_FORKED = False
+
+
+def _after_fork_in_child() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Engine:
+    """Runs durable workflows over a store.
+
+    ``Engine("./.duro")`` opens (creating if missing, mode 0700) an embedded
+    store in that directory; ``Engine(":memory:")`` keeps nothing. Unfinished
+    runs found in the store resume as soon as their workflow (same name and
+    version) is defined in this process.
+
+    ``workers`` threads run plain step functions; coroutine steps run on an
+    event loop: the one running when the engine was opened (or ``loop``),
+    else a background thread's. ``fsync=False`` is a relaxed mode that
+    acknowledges checkpoints before they reach the disk (a crash of the
+    machine, not just the process, can lose them); it is logged as a warning.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]", None] = "./.duro",
+        *,
+        codec: Optional[Codec] = None,
+        workers: int = 8,
+        max_payload_bytes: Optional[int] = None,
+        max_recovery_attempts: Optional[int] = None,
+        fsync: bool = True,
+        segment_size: Optional[int] = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None:
+        if _FORKED:
+            pass  # engines of the parent are unusable here; opening a new one is fine
+        memory = path is None or os.fspath(path) == ":memory:"
+        self.path: Optional[Path] = None if memory else Path(os.fspath(path))  # type: ignore[arg-type]
+        if codec is not None and not isinstance(codec, Codec):
+            raise InvalidArgument("codec must have a name and encode/decode methods (see duro.Codec)")
+        if not isinstance(workers, int) or workers < 1:
+            raise InvalidArgument(f"workers must be a positive int, got {workers!r}")
+        self.codec: Codec = codec or JsonCodec()
+        self.fsync = fsync
+        self._pid = os.getpid()
+        self._core = _core.Core(
+            None if self.path is None else str(self.path),
+            max_payload_bytes=max_payload_bytes,
+            max_recovery_attempts=max_recovery_attempts,
+            segment_size=segment_size,
+            fsync=fsync,
+        )
+        self._lock = threading.RLock()
+        self._active: Dict[Tuple[str, str], Tuple[Workflow, int]] = {}
+        self._generations: Dict[int, Workflow] = {}
+        self._runner = Runner(self)
+        self._worker_count = workers
+        self._sync: Optional[SyncWorkers] = None
+        self._async: Optional[AsyncDriver] = None
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self._loop = loop
+        self._closed = False
+        REGISTRY.engines.add(self)
+        log.info("duro engine opened: %s", self._core.description)
+        if not fsync:
+            log.warning(
+                "duro engine at %s runs with fsync=False: checkpoints are acknowledged before they are on disk, "
+                "and a machine crash can lose them",
+                self.path,
+            )
+        for workflow, _ in REGISTRY.snapshot():
+            self._activate(workflow)
+        self._maintenance = threading.Thread(target=self._maintain, name="duro-maintenance", daemon=True)
+        self._maintenance.start()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Engine":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.to_thread(self.close)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stops taking new work, lets steps in progress finish (up to ``timeout``
+        seconds), and closes the store. Everything acknowledged stays durable;
+        unfinished runs resume when a store at this path is opened again."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() != self._pid:
+            return  # a forked child must not close its parent's store
+        self._core.stop_work()
+        if self._sync is not None:
+            self._sync.stop(timeout)
+        if self._async is not None:
+            self._async.stop()
+        self._runner.close()
+        try:
+            self._core.close()
+        finally:
+            REGISTRY.engines.discard(self)
+            log.info("duro engine closed: %s", self._core.description)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise _core.EngineClosed("this engine was closed; open a new duro.Engine")
+        if os.getpid() != self._pid:
+            raise DuroError(
+                "this engine was opened in the parent process before os.fork(); open a new duro.Engine in the child"
+            )
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def register(self, *workflows: Workflow) -> None:
+        """Defines workflows in this engine now (otherwise that happens on first use,
+        or a moment after they are defined): their unfinished runs resume."""
+        for workflow in workflows:
+            self._activate(workflow)
+
+    def _activate(self, workflow: Workflow) -> int:
+        with self._lock:
+            current = self._active.get(workflow.key)
+            if current is not None and current[0] is workflow:
+                return current[1]
+            self._check_usable()
+            generation = int(self._core.register(*workflow._native_spec()))
+            self._active[workflow.key] = (workflow, generation)
+            self._generations[generation] = workflow
+            if workflow.is_async:
+                self._async_driver()
+            elif self._sync is None:
+                self._sync = SyncWorkers(self, self._runner, self._worker_count)
+            return generation
+
+    def _definition(self, generation: int, name: str, version: str) -> Workflow:
+        workflow = self._generations.get(generation)
+        if workflow is None:
+            active = self._active.get((name, version))
+            if active is None:
+                raise DuroError(f"workflow {name!r} version {version!r} is not defined in this engine")
+            workflow = active[0]
+        return workflow
+
+    def _maintain(self) -> None:
+        """Activates definitions made after the engine opened, once they settle."""
+        while not self._closed:
+            time.sleep(SETTLE_SECONDS / 2)
+            now = time.monotonic()
+            for workflow, changed_at in REGISTRY.snapshot():
+                if now - changed_at < SETTLE_SECONDS:
+                    continue
+                current = self._active.get(workflow.key)
+                if current is None or current[0] is not workflow:
+                    try:
+                        self._activate(workflow)
+                    except DuroError as exc:
+                        if not self._closed:
+                            log.error("duro: cannot define workflow %r: %s", workflow.name, exc)
+
+    def _async_driver(self) -> AsyncDriver:
+        with self._lock:
+            if self._async is None:
+                self._check_usable()
+                self._async = AsyncDriver(self, self._runner, self._loop)
+            return self._async
+
+    # -- starting runs ----------------------------------------------------------------------------
+
+    def _encode(self, value: Any, what: str) -> bytes:
+        try:
+            raw = self.codec.encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise SerializationError(
+                f"the {what} cannot be encoded by the {self.codec.name} codec ({type(value).__name__}: "
+                f"{describe(exc)}); pass JSON-compatible data, or open the engine with codec=duro.PickleCodec()"
+            ) from exc
+        return raw
+
+    def _begin(self, workflow: Workflow, input: Any, run_id: Optional[str], delay: Optional[Duration]) -> Tuple[RunHandle, Tuple[int, bool]]:
+        self._check_usable()
+        if not isinstance(workflow, Workflow):
+            raise InvalidArgument(f"expected a duro workflow, got {type(workflow).__name__}")
+        if run_id is None:
+            run_id = new_run_id()
+        elif not isinstance(run_id, str):
+            raise InvalidArgument(f"run_id must be a str, got {type(run_id).__name__}")
+        self._activate(workflow)
+        raw = self._encode(input, f"input of workflow {workflow.name!r}")
+        run_key, _created, receipt = self._core.start(
+            workflow.name, workflow.version, run_id, raw, to_ms(delay, "delay")
+        )
+        return RunHandle(self, run_id, run_key), receipt
+
+    def start(self, workflow: Workflow, input: Any = None, *, run_id: Optional[str] = None, delay: Optional[Duration] = None) -> RunHandle:
+        """Starts a run and returns once it is durable (``workflow.run`` calls this)."""
+        handle, receipt = self._begin(workflow, input, run_id, delay)
+        self._core.wait_durable(receipt)
+        return handle
+
+    async def start_async(self, workflow: Workflow, input: Any = None, *, run_id: Optional[str] = None, delay: Optional[Duration] = None) -> RunHandle:
+        handle, receipt = self._begin(workflow, input, run_id, delay)
+        await self._durable_async(receipt)
+        return handle
+
+    def start_many(
+        self,
+        workflow: Workflow,
+        inputs: Iterable[Any],
+        *,
+        run_ids: Optional[Sequence[Optional[str]]] = None,
+        delay: Optional[Duration] = None,
+    ) -> List[RunHandle]:
+        inputs = list(inputs)
+        if run_ids is not None and len(run_ids) != len(inputs):
+            raise InvalidArgument(f"run_ids has {len(run_ids)} items but there are {len(inputs)} inputs")
+        handles = []
+        last: Optional[Tuple[int, bool]] = None
+        for i, value in enumerate(inputs):
+            handle, receipt = self._begin(workflow, value, run_ids[i] if run_ids is not None else None, delay)
+            handles.append(handle)
+            if last is None or receipt[0] >= last[0]:
+                last = receipt
+        if last is not None:
+            self._core.wait_durable(last)
+        return handles
+
+    async def _durable_async(self, receipt: Tuple[int, bool]) -> None:
+        if receipt[1]:
+            return
+        await self._async_driver().watch_durable(receipt[0])
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    def handle(self, run_id: str) -> RunHandle:
+        """The handle of an existing run (raises :class:`duro.RunNotFound`)."""
+        self._check_usable()
+        summary = self._core.lookup(run_id)
+        if summary is None:
+            raise RunNotFound(f"no run with id {run_id!r} in {self._core.description}")
+        return RunHandle(self, run_id, summary["run_key"])
+
+    async def handle_async(self, run_id: str) -> RunHandle:
+        return await asyncio.to_thread(self.handle, run_id)
+
+    def runs(
+        self,
+        status: Union[str, Sequence[str], None] = None,
+        workflow: Optional[str] = None,
+        limit: int = 50,
+        created_after: Optional[float] = None,
+        created_before: Optional[float] = None,
+    ) -> List[RunMeta]:
+        """Runs, newest first, filtered by status (one or several), workflow name and
+        creation time (Unix timestamps in seconds)."""
+        self._check_usable()
+        statuses = [status] if isinstance(status, str) else list(status) if status is not None else None
+        rows = self._core.runs(
+            statuses,
+            workflow,
+            None if created_after is None else int(created_after * 1000),
+            None if created_before is None else int(created_before * 1000),
+            limit,
+        )
+        return [meta_from(row, self._core.blocked_reason(row["run_key"])) for row in rows]
+
+    async def runs_async(self, *args: Any, **kwargs: Any) -> List[RunMeta]:
+        return await asyncio.to_thread(self.runs, *args, **kwargs)
+
+    def _meta(self, run_key: int, run_id: str) -> RunMeta:
+        self._check_usable()
+        summary = self._core.summary(run_key)
+        if summary is None:
+            raise RunNotFound(f"no run with id {run_id!r} in {self._core.description}")
+        return meta_from(summary, self._core.blocked_reason(run_key))
+
+    def _journal(self, run_key: int) -> List[JournalEntry]:
+        self._check_usable()
+        return [entry_from(raw, self._decode_lenient) for raw in self._core.journal(run_key)]
+
+    def _decode_lenient(self, raw: bytes) -> Any:
+        try:
+            return self.codec.decode(raw)
+        except Exception:  # noqa: BLE001 - inspection must work even for undecodable data
+            return raw
+
+    def _result_from(self, outcome: Any, run_key: int) -> RunResult:
+        status, run_id, outputs, _output, error, failed_step, failed_attempt, comp_errors, completed_at = outcome
+        completed = _time(completed_at)
+        if status == "completed":
+            value = {name: self.codec.decode(raw) for name, raw in outputs if raw}
+            return RunResult(run_id=run_id, status=status, value=value, error=None, completed_at=completed)
+        journal = self._journal(run_key)
+        compensations = [CompensationError(step=name, error_type=e[0], message=e[1]) for name, e in comp_errors]
+        if status == "cancelled":
+            run_error = RunError(
+                message="the run was cancelled",
+                error_type="Cancelled",
+                compensation_errors=compensations,
+                journal=journal,
+            )
+        else:
+            error_type, message, _retryable = error if error is not None else ("Error", "the run failed", False)
+            run_error = RunError(
+                message=message,
+                error_type=error_type,
+                failed_step=failed_step,
+                attempt=failed_attempt,
+                compensation_errors=compensations,
+                journal=journal,
+            )
+        return RunResult(run_id=run_id, status=status, value=None, error=run_error, completed_at=completed)
+
+    def stats(self) -> Dict[str, int]:
+        """Runs in memory, queued work per lane, and pending timers (diagnostics)."""
+        in_memory, sync_queued, async_queued, timers = self._core.stats()
+        return {"runs_in_memory": in_memory, "sync_queued": sync_queued, "async_queued": async_queued, "timers": timers}
+
+    def __repr__(self) -> str:
+        return f"Engine({self._core.description!r})"
+
+
+def resolve_engine(engine: Optional[Engine]) -> Engine:
+    """The engine to use when a call does not name one: the only open engine."""
+    if engine is not None:
+        if not isinstance(engine, Engine):
+            raise InvalidArgument(f"engine must be a duro.Engine, got {type(engine).__name__}")
+        return engine
+    engines = [e for e in REGISTRY.engines if not e.closed]
+    if len(engines) == 1:
+        return engines[0]
+    if not engines:
+        raise InvalidArgument("no engine is open: pass engine=duro.Engine(\"./.duro\")")
+    raise InvalidArgument(f"{len(engines)} engines are open; pass engine=... to say which one to use")
+
+
+@atexit.register
+def _close_engines_at_exit() -> None:
+    for engine in list(REGISTRY.engines):
+        try:
+            engine.close(timeout=2.0)
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass

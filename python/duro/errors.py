@@ -1,0 +1,71 @@
+"""Every error duro raises derives from :class:`DuroError`.
+
+The store and engine errors come from the native module (so Rust can raise
+them); the errors about calling user code live here.
+"""
+
+from __future__ import annotations
+
+from ._core import (
+    CorruptionError,
+    DuroError,
+    EngineClosed,
+    InvalidArgument,
+    NewerFormat,
+    NonDeterminismError,
+    PayloadTooLarge,
+    RunEnded,
+    RunNotFound,
+    StoreError,
+    StoreFailed,
+    StoreLocked,
+    WorkflowNotFound,
+)
+
+__all__ = [
+    "CorruptionError",
+    "DuroError",
+    "EngineClosed",
+    "EventTimeout",
+    "InvalidArgument",
+    "NewerFormat",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "RunEnded",
+    "RunNotFound",
+    "SerializationError",
+    "StepTimeout",
+    "StoreError",
+    "StoreFailed",
+    "StoreLocked",
+    "WorkflowNotFound",
+    "WorkflowTimeout",
+]
+
+
+class NonRetryableError(DuroError):
+    """Raise this (or a subclass) from a step to fail it at once, without retries."""
+
+    retryable = False
+
+
+class SerializationError(DuroError, TypeError):
+    """A value could not be encoded by the codec; the message names the step and the type."""
+
+
+class StepTimeout(DuroError):
+    """A step attempt ran longer than its ``timeout``; it counts as a failed attempt."""
+
+
+class WorkflowTimeout(DuroError):
+    """The run did not finish within the workflow's ``timeout``."""
+
+
+class EventTimeout(DuroError):
+    """No event arrived before a ``wait_for_event`` timed out."""
+
+
+class ResultTimeout(DuroError, TimeoutError):
+    """``handle.result(timeout=...)`` gave up waiting; the run goes on."""

@@ -1,0 +1,295 @@
+"""The workflow builder: named steps, sleeps and event waits in order.
+
+A :class:`Workflow` is immutable; every builder call returns a new one and
+records it in the process-wide registry under ``(name, version)``. Engines
+take definitions from that registry to resume the unfinished runs of a
+workflow once it is defined in the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from .durations import Duration, to_ms
+from .errors import InvalidArgument
+from .retry import Retry
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .handle import RunHandle
+
+StepFn = Callable[..., Any]
+RetryablePredicate = Callable[[BaseException], bool]
+
+KIND_STEP = 0
+KIND_SLEEP = 1
+KIND_WAIT = 2
+
+
+def _is_async(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)
+    return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
+
+
+def _arity(fn: Any, max_args: int, what: str) -> int:
+    """How many of the positional arguments (input, prev, ctx) ``fn`` takes."""
+    if not callable(fn):
+        raise InvalidArgument(f"{what} must be callable, got {type(fn).__name__}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+        return max_args
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    if len(required) > max_args:
+        raise InvalidArgument(
+            f"{what} takes {len(required)} required arguments; it is called with at most {max_args}"
+        )
+    if not positional:
+        raise InvalidArgument(f"{what} must accept at least one positional argument")
+    return min(len(positional), max_args)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One position of a workflow."""
+
+    name: str
+    kind: int
+    fn: Optional[StepFn] = None
+    arity: int = 1
+    is_async: bool = False
+    retry: Optional[Retry] = None
+    retryable: Union[bool, RetryablePredicate] = True
+    idempotency_key: Optional[Callable[[Any], str]] = None
+    timeout_ms: Optional[int] = None
+    compensate: Optional[StepFn] = None
+    compensate_arity: int = 2
+    compensate_is_async: bool = False
+    duration_ms: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class FailureHandler:
+    fn: StepFn
+    arity: int
+    is_async: bool
+    retry: Optional[Retry]
+
+
+class _Registry:
+    """Process-wide definitions, by (name, version), and the engines that use them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.definitions: Dict[Tuple[str, str], "Workflow"] = {}
+        self.changed_at: Dict[Tuple[str, str], float] = {}
+        self.engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+    def define(self, workflow: "Workflow") -> None:
+        with self.lock:
+            self.definitions[workflow.key] = workflow
+            self.changed_at[workflow.key] = time.monotonic()
+
+    def snapshot(self) -> List[Tuple["Workflow", float]]:
+        with self.lock:
+            return [(wf, self.changed_at[key]) for key, wf in self.definitions.items()]
+
+    def get(self, key: Tuple[str, str]) -> Optional["Workflow"]:
+        with self.lock:
+            return self.definitions.get(key)
+
+
+REGISTRY = _Registry()
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A durable workflow: build it with :func:`duro.workflow` and the methods below."""
+
+    name: str
+    version: str = "1"
+    retry: Retry = field(default_factory=Retry)
+    timeout_ms: Optional[int] = None
+    steps: Tuple[StepSpec, ...] = ()
+    failure_handler: Optional[FailureHandler] = None
+
+    def __post_init__(self) -> None:
+        REGISTRY.define(self)
+
+    @property
+    def key(self) -> Tuple[str, str]:
+        return (self.name, self.version)
+
+    @property
+    def is_async(self) -> bool:
+        """True when any function is a coroutine function: runs then go to the event loop."""
+        return any(s.is_async or s.compensate_is_async for s in self.steps) or bool(
+            self.failure_handler and self.failure_handler.is_async
+        )
+
+    def _with_step(self, spec: StepSpec) -> "Workflow":
+        if any(s.name == spec.name for s in self.steps):
+            raise InvalidArgument(
+                f"step name {spec.name!r} is used twice in workflow {self.name!r}; names must be unique "
+                "(step outputs are keyed by name)"
+            )
+        if not isinstance(spec.name, str) or not spec.name:
+            raise InvalidArgument("step names must be non-empty strings")
+        return replace(self, steps=self.steps + (spec,))
+
+    def step(
+        self,
+        name: str,
+        fn: StepFn,
+        *,
+        retry: Optional[Retry] = None,
+        retryable: Union[bool, RetryablePredicate] = True,
+        idempotency_key: Optional[Callable[[Any], str]] = None,
+        timeout: Optional[Duration] = None,
+        compensate: Optional[StepFn] = None,
+    ) -> "Workflow":
+        """Adds a step. ``fn`` is called as ``fn(input)``, ``fn(input, prev)`` or
+        ``fn(input, prev, ctx)`` (it may be ``async``); its return value is
+        checkpointed before the next step starts. ``compensate(input, output)``
+        undoes it if a later step fails."""
+        if retry is not None and not isinstance(retry, Retry):
+            raise InvalidArgument(f"retry of step {name!r} must be a duro.Retry, got {type(retry).__name__}")
+        if not (isinstance(retryable, bool) or callable(retryable)):
+            raise InvalidArgument(f"retryable of step {name!r} must be a bool or a predicate")
+        return self._with_step(
+            StepSpec(
+                name=name,
+                kind=KIND_STEP,
+                fn=fn,
+                arity=_arity(fn, 3, f"step {name!r}"),
+                is_async=_is_async(fn),
+                retry=retry,
+                retryable=retryable,
+                idempotency_key=idempotency_key,
+                timeout_ms=to_ms(timeout, "timeout"),
+                compensate=compensate,
+                compensate_arity=_arity(compensate, 3, f"compensate of step {name!r}") if compensate else 2,
+                compensate_is_async=_is_async(compensate) if compensate else False,
+            )
+        )
+
+    def sleep(self, name: str, duration: Duration) -> "Workflow":
+        """A durable timer: the run sleeps (holding no memory) and wakes after ``duration``, across restarts."""
+        duration_ms = to_ms(duration, "sleep")
+        return self._with_step(StepSpec(name=name, kind=KIND_SLEEP, duration_ms=duration_ms))
+
+    def wait_for_event(self, name: str, timeout: Optional[Duration] = None) -> "Workflow":
+        """Waits durably for ``handle.send_event(name, payload)``; the payload lands in ``prev[name]``.
+        Without an event before ``timeout`` the step fails with :class:`duro.EventTimeout`."""
+        return self._with_step(StepSpec(name=name, kind=KIND_WAIT, timeout_ms=to_ms(timeout, "timeout")))
+
+    def on_failure(self, fn: StepFn, *, retry: Optional[Retry] = None) -> "Workflow":
+        """Called as ``fn(ctx)`` after compensations when the run fails; ``ctx`` has
+        ``input``, ``failed_step``, ``error``, ``completed_steps`` and ``step_outputs``."""
+        return replace(
+            self, failure_handler=FailureHandler(fn, _arity(fn, 2, "on_failure"), _is_async(fn), retry)
+        )
+
+    # -- what the engine registers ------------------------------------------------------------
+
+    def _native_spec(self) -> Tuple[Any, ...]:
+        steps: List[Any] = []
+        for s in self.steps:
+            if s.kind == KIND_STEP:
+                retry = (s.retry or self.retry)._spec()
+                compensate = (s.retry or self.retry)._spec() if s.compensate else None
+                steps.append((s.name, KIND_STEP, None, s.timeout_ms, retry, compensate))
+            elif s.kind == KIND_SLEEP:
+                steps.append((s.name, KIND_SLEEP, s.duration_ms, None, None, None))
+            else:
+                steps.append((s.name, KIND_WAIT, None, s.timeout_ms, None, None))
+        handler = self.failure_handler
+        on_failure = (handler.retry or self.retry)._spec() if handler else None
+        return (self.name, self.version, 1 if self.is_async else 0, steps, on_failure, self.timeout_ms)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        input: Any = None,
+        *,
+        engine: Optional["Engine"] = None,
+        run_id: Optional[str] = None,
+        delay: Optional[Duration] = None,
+    ) -> "RunHandle":
+        """Starts a run (durably) and returns its handle. The same ``run_id``
+        always names the same run: starting it again returns the existing run."""
+        from .engine import resolve_engine
+
+        return resolve_engine(engine).start(self, input, run_id=run_id, delay=delay)
+
+    async def run_async(
+        self,
+        input: Any = None,
+        *,
+        engine: Optional["Engine"] = None,
+        run_id: Optional[str] = None,
+        delay: Optional[Duration] = None,
+    ) -> "RunHandle":
+        """Like :meth:`run`, awaiting durability without blocking the event loop."""
+        from .engine import resolve_engine
+
+        return await resolve_engine(engine).start_async(self, input, run_id=run_id, delay=delay)
+
+    def run_many(
+        self,
+        inputs: Iterable[Any],
+        *,
+        engine: Optional["Engine"] = None,
+        run_ids: Optional[Sequence[Optional[str]]] = None,
+        delay: Optional[Duration] = None,
+    ) -> List["RunHandle"]:
+        """Starts many runs with one shared wait for durability (one fsync for all)."""
+        from .engine import resolve_engine
+
+        return resolve_engine(engine).start_many(self, inputs, run_ids=run_ids, delay=delay)
+
+
+def workflow(
+    name: str,
+    *,
+    retry: Optional[Retry] = None,
+    timeout: Optional[Duration] = None,
+    version: str = "1",
+) -> Workflow:
+    """Begins a workflow definition. ``retry`` is the default policy of its
+    steps; ``timeout`` fails a run that has not finished in that time;
+    runs resume only under the same ``name`` and ``version``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("workflow name must be a non-empty string")
+    if not isinstance(version, str) or not version:
+        raise InvalidArgument("workflow version must be a non-empty string, e.g. \"1\"")
+    if retry is not None and not isinstance(retry, Retry):
+        raise InvalidArgument(f"retry must be a duro.Retry, got {type(retry).__name__}")
+    return Workflow(name=name, version=version, retry=retry or Retry(), timeout_ms=to_ms(timeout, "timeout"))
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+__all__ = ["Workflow", "workflow", "StepSpec", "REGISTRY", "new_run_id", "_core"]

@@ -1,0 +1,371 @@
+//! `duro._core`: the native half of the duro Python package.
+//!
+//! Thin by design: arguments are converted, the engine is called, results
+//! come back as tuples and dicts. The GIL is released around everything that
+//! can wait (disk, index catch-up, lanes). Rust never holds a user's Python
+//! object: step functions stay in Python, referred to by index.
+
+mod convert;
+mod errors;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duro_core::journal::ErrorInfo;
+use duro_core::limits::Limits;
+use duro_core::retry::RetryPolicy;
+use duro_core::summary::RunStatus;
+use duro_core::time::{parse_duration as core_parse_duration, Millis};
+use duro_core::workflow::{StepDef, StepDefKind, WorkflowDef};
+use duro_engine::{Engine, EngineConfig, LaneId, SystemClock, Wait};
+use duro_store::{EmbeddedOptions, EmbeddedStore, MemoryStore, Receipt, RunFilter, Store};
+use duro_wal::{SyncMode, WalOptions};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use errors::{core_to_py, store_to_py, to_py, InvalidArgument};
+
+/// A retry policy as Python passes it:
+/// `(max_attempts, initial_delay_ms, multiplier, max_delay_ms | None, jitter, [non-retryable types])`.
+type RetryTuple = (u32, u64, f64, Option<u64>, f64, Vec<String>);
+
+fn retry_policy(t: RetryTuple) -> PyResult<RetryPolicy> {
+    let (max_attempts, initial_delay_ms, multiplier, max_delay_ms, jitter, non_retryable) = t;
+    let mut builder = RetryPolicy::builder()
+        .max_attempts(max_attempts)
+        .initial_delay_ms(initial_delay_ms)
+        .multiplier(multiplier)
+        .jitter(jitter)
+        .non_retryable(non_retryable);
+    if let Some(max) = max_delay_ms {
+        builder = builder.max_delay_ms(max);
+    }
+    builder.build().map_err(|e| core_to_py(e.into()))
+}
+
+/// Validates a retry policy; returns the effective max delay in ms.
+#[pyfunction]
+fn validate_retry(policy: RetryTuple) -> PyResult<u64> {
+    Ok(retry_policy(policy)?.max_delay_ms())
+}
+
+/// Parses "500ms", "30s", "1h30m", "2d" into milliseconds; errors name `field`.
+#[pyfunction]
+#[pyo3(signature = (text, field = "duration"))]
+fn parse_duration(text: &str, field: &str) -> PyResult<u64> {
+    // The core wants a static field name; the known fields cover every caller.
+    let field: &'static str = match field {
+        "timeout" => "timeout",
+        "delay" => "delay",
+        "initial_delay" => "initial_delay",
+        "max_delay" => "max_delay",
+        "sleep" => "sleep",
+        _ => "duration",
+    };
+    core_parse_duration(field, text).map_err(|e| core_to_py(e.into()))
+}
+
+/// The delay before the attempt after `failed_attempt`, for a policy and a
+/// run/step (deterministic jitter): lets Python show and test the schedule.
+#[pyfunction]
+fn retry_delay_ms(policy: RetryTuple, failed_attempt: u32, run_id: &str, seq: u32) -> PyResult<u64> {
+    let policy = retry_policy(policy)?;
+    Ok(policy.delay_ms(failed_attempt, duro_core::retry::jitter_seed(run_id, seq, failed_attempt)))
+}
+
+/// One engine over one store.
+#[pyclass(frozen, module = "duro._core")]
+struct Core {
+    engine: Engine,
+    description: String,
+}
+
+fn receipt_tuple(r: Receipt) -> (u64, bool) {
+    (r.position, r.durable)
+}
+
+#[pymethods]
+impl Core {
+    /// Opens a store (`path` a directory, or `None` for memory) and an engine over it.
+    #[new]
+    #[pyo3(signature = (path, *, max_payload_bytes=None, max_recovery_attempts=None, finished_capacity=None, segment_size=None, fsync=true))]
+    fn new(
+        py: Python<'_>,
+        path: Option<String>,
+        max_payload_bytes: Option<usize>,
+        max_recovery_attempts: Option<u32>,
+        finished_capacity: Option<usize>,
+        segment_size: Option<u64>,
+        fsync: bool,
+    ) -> PyResult<Core> {
+        let mut limits = Limits::default();
+        if let Some(v) = max_payload_bytes {
+            limits.max_payload_bytes = v;
+        }
+        if let Some(v) = max_recovery_attempts {
+            limits.max_recovery_attempts = v;
+        }
+        let mut config = EngineConfig { limits, ..EngineConfig::default() };
+        if let Some(v) = finished_capacity {
+            config.finished_capacity = v;
+        }
+        py.detach(move || {
+            let store: Arc<dyn Store> = match &path {
+                None => Arc::new(MemoryStore::new()),
+                Some(dir) => {
+                    let mut wal = WalOptions::default();
+                    if let Some(size) = segment_size {
+                        wal.segment_size = size;
+                    }
+                    // Records hold a payload plus framing; keep room for the largest payload.
+                    wal.max_record_size = wal.max_record_size.max((config.limits.max_payload_bytes as u32).saturating_mul(2));
+                    if !fsync {
+                        wal.sync = SyncMode::None;
+                    }
+                    Arc::new(EmbeddedStore::open(dir, EmbeddedOptions { wal, ..EmbeddedOptions::default() }).map_err(store_to_py)?)
+                }
+            };
+            let description = store.describe();
+            let engine = Engine::open(store, config, Arc::new(SystemClock)).map_err(to_py)?;
+            Ok(Core { engine, description })
+        })
+    }
+
+    /// Defines a workflow; returns the registration's generation (echoed in work loads).
+    /// `steps` items: `(name, kind, duration_ms, timeout_ms, retry, compensate_retry)`
+    /// with kind 0 = function, 1 = sleep, 2 = wait for event.
+    #[pyo3(signature = (name, version, lane, steps, on_failure_retry, timeout_ms))]
+    fn register(
+        &self,
+        name: String,
+        version: String,
+        lane: u8,
+        steps: Vec<(String, u8, Option<u64>, Option<u64>, Option<RetryTuple>, Option<RetryTuple>)>,
+        on_failure_retry: Option<RetryTuple>,
+        timeout_ms: Option<u64>,
+    ) -> PyResult<u64> {
+        let mut defs = Vec::with_capacity(steps.len());
+        for (step_name, kind, duration_ms, step_timeout_ms, retry, compensate) in steps {
+            let kind = match kind {
+                0 => StepDefKind::Task,
+                1 => StepDefKind::Sleep { duration_ms: duration_ms.unwrap_or(0) },
+                2 => StepDefKind::WaitEvent { timeout_ms: step_timeout_ms },
+                other => return Err(InvalidArgument::new_err(format!("unknown step kind {other}"))),
+            };
+            defs.push(StepDef {
+                name: step_name,
+                kind,
+                retry: retry.map(retry_policy).transpose()?.unwrap_or_else(RetryPolicy::no_retry),
+                compensate: compensate.map(retry_policy).transpose()?,
+            });
+        }
+        let def = WorkflowDef {
+            name,
+            version,
+            steps: defs,
+            on_failure: on_failure_retry.map(retry_policy).transpose()?,
+            timeout_ms,
+        };
+        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+        self.engine.register(def, lane).map_err(to_py)
+    }
+
+    /// Starts a run (or finds it): `(run_key, created, receipt)`. Does not wait for durability.
+    #[pyo3(signature = (workflow, version, run_id, input, delay_ms=None))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        workflow: &str,
+        version: &str,
+        run_id: &str,
+        input: &Bound<'_, PyBytes>,
+        delay_ms: Option<u64>,
+    ) -> PyResult<(u64, bool, (u64, bool))> {
+        let input = input.as_bytes().to_vec();
+        let started = py.detach(|| self.engine.start(workflow, version, run_id, input, delay_ms)).map_err(to_py)?;
+        Ok((started.run_key, started.created, receipt_tuple(started.receipt)))
+    }
+
+    /// Blocks (GIL released) until the receipt's append is durable.
+    fn wait_durable(&self, py: Python<'_>, receipt: (u64, bool)) -> PyResult<()> {
+        let receipt = Receipt { position: receipt.0, durable: receipt.1 };
+        py.detach(|| self.engine.wait_durable(receipt)).map_err(to_py)
+    }
+
+    /// The next work of a lane (see `convert::work`), waiting up to `timeout_s`; `None` on timeout.
+    fn next_work<'py>(&self, py: Python<'py>, lane: u8, timeout_s: f64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+        // Fast path without releasing the GIL: work is usually waiting.
+        let ready = self.engine.take_work(lane, 1).map_err(to_py)?;
+        if let Some(work) = ready.first() {
+            return convert::work(py, work).map(Some);
+        }
+        let timeout = Duration::from_secs_f64(timeout_s.max(0.0));
+        match py.detach(|| self.engine.next_work(lane, timeout)).map_err(to_py)? {
+            Some(work) => convert::work(py, &work).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `max` works of a lane, without waiting (for event loops).
+    fn take_work<'py>(&self, py: Python<'py>, lane: u8, max: usize) -> PyResult<Bound<'py, PyList>> {
+        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+        let works = self.engine.take_work(lane, max).map_err(to_py)?;
+        let items: Vec<Bound<'py, PyTuple>> = works.iter().map(|w| convert::work(py, w)).collect::<PyResult<_>>()?;
+        PyList::new(py, items)
+    }
+
+    fn step_ok(&self, handle: u64, seq: u32, attempt: u32, output: &Bound<'_, PyBytes>) -> PyResult<()> {
+        self.engine.step_succeeded(handle, seq, attempt, output.as_bytes().to_vec()).map_err(to_py)
+    }
+
+    fn step_err(&self, handle: u64, seq: u32, attempt: u32, error_type: String, message: String, retryable: bool) -> PyResult<()> {
+        let error = ErrorInfo { error_type, message, retryable };
+        self.engine.step_failed(handle, seq, attempt, error).map_err(to_py)
+    }
+
+    fn send_event(&self, py: Python<'_>, run_key: u64, name: &str, payload: &Bound<'_, PyBytes>) -> PyResult<(u64, bool)> {
+        let payload = payload.as_bytes().to_vec();
+        py.detach(|| self.engine.send_event(run_key, name, payload)).map(receipt_tuple).map_err(to_py)
+    }
+
+    fn pause(&self, py: Python<'_>, run_key: u64) -> PyResult<(u64, bool)> {
+        py.detach(|| self.engine.pause(run_key)).map(receipt_tuple).map_err(to_py)
+    }
+
+    fn resume(&self, py: Python<'_>, run_key: u64) -> PyResult<(u64, bool)> {
+        py.detach(|| self.engine.resume(run_key)).map(receipt_tuple).map_err(to_py)
+    }
+
+    fn cancel(&self, py: Python<'_>, run_key: u64, compensate: bool) -> PyResult<(u64, bool)> {
+        py.detach(|| self.engine.cancel(run_key, compensate)).map(receipt_tuple).map_err(to_py)
+    }
+
+    /// The summary dict of a run by id, or `None`.
+    fn lookup<'py>(&self, py: Python<'py>, run_id: &str) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let found = py.detach(|| self.engine.lookup(run_id)).map_err(to_py)?;
+        found.map(|s| convert::summary(py, &s)).transpose()
+    }
+
+    fn summary<'py>(&self, py: Python<'py>, run_key: u64) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let found = py.detach(|| self.engine.summary(run_key)).map_err(to_py)?;
+        found.map(|s| convert::summary(py, &s)).transpose()
+    }
+
+    fn journal<'py>(&self, py: Python<'py>, run_key: u64) -> PyResult<Bound<'py, PyList>> {
+        let entries = py.detach(|| self.engine.journal(run_key)).map_err(to_py)?;
+        let items: Vec<_> = entries.iter().map(|e| convert::entry(py, e)).collect::<PyResult<_>>()?;
+        PyList::new(py, items)
+    }
+
+    /// Runs, newest first. `statuses` are status names; times in ms.
+    #[pyo3(signature = (statuses=None, workflow=None, created_after_ms=None, created_before_ms=None, limit=100))]
+    fn runs<'py>(
+        &self,
+        py: Python<'py>,
+        statuses: Option<Vec<String>>,
+        workflow: Option<String>,
+        created_after_ms: Option<Millis>,
+        created_before_ms: Option<Millis>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut parsed = Vec::new();
+        for status in statuses.unwrap_or_default() {
+            parsed.push(RunStatus::parse(&status).ok_or_else(|| {
+                InvalidArgument::new_err(format!(
+                    "unknown status {status:?}; use one of pending, running, sleeping, waiting, paused, completed, failed, cancelled"
+                ))
+            })?);
+        }
+        let filter = RunFilter { statuses: parsed, workflow, created_after_ms, created_before_ms, limit };
+        let found = py.detach(|| self.engine.list(&filter)).map_err(to_py)?;
+        let items: Vec<_> = found.iter().map(|s| convert::summary(py, s)).collect::<PyResult<_>>()?;
+        PyList::new(py, items)
+    }
+
+    /// Waits (GIL released) for the run to end: the outcome tuple, `("blocked", reason)`, or `None` on timeout.
+    #[pyo3(signature = (run_key, timeout_s=None))]
+    fn wait_finished<'py>(&self, py: Python<'py>, run_key: u64, timeout_s: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = timeout_s.map(|t| Duration::from_secs_f64(t.max(0.0)));
+        let waited = py.detach(|| self.engine.wait_finished(run_key, timeout)).map_err(to_py)?;
+        match waited {
+            Wait::Finished(outcome) => Ok(convert::outcome(py, &outcome)?.into_any()),
+            Wait::Blocked(reason) => Ok(PyTuple::new(py, ["blocked".to_string(), reason])?.into_any()),
+            Wait::TimedOut => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// Why the run is blocked, if it is.
+    fn blocked_reason(&self, run_key: u64) -> Option<String> {
+        self.engine.blocked_reason(run_key)
+    }
+
+    fn watch(&self, run_key: u64) {
+        self.engine.watch(run_key);
+    }
+
+    fn take_finished(&self) -> Vec<u64> {
+        self.engine.take_finished_notices()
+    }
+
+    /// Asks for a durable notice (see `take_durable`) for a receipt position.
+    fn watch_durable(&self, position: u64) {
+        self.engine.watch_durable(position);
+    }
+
+    fn take_durable(&self) -> Vec<u64> {
+        self.engine.take_durable_notices()
+    }
+
+    fn notify_fd(&self) -> i32 {
+        self.engine.notify_fd()
+    }
+
+    fn drain_notifier(&self) {
+        self.engine.drain_notifier();
+    }
+
+    fn fire_due_timers(&self, py: Python<'_>) {
+        py.detach(|| self.engine.fire_due_timers());
+    }
+
+    /// `(runs in memory, queued sync, queued async, timers)`.
+    fn stats(&self) -> (usize, usize, usize, usize) {
+        self.engine.stats()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.engine.now_ms()
+    }
+
+    #[getter]
+    fn max_payload_bytes(&self) -> usize {
+        self.engine.limits().max_payload_bytes
+    }
+
+    #[getter]
+    fn description(&self) -> String {
+        self.description.clone()
+    }
+
+    /// Stops handing out work; results of work in progress are still accepted until `close`.
+    fn stop_work(&self, py: Python<'_>) {
+        py.detach(|| self.engine.stop_work());
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.engine.close()).map_err(to_py)
+    }
+}
+
+#[pymodule]
+fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(module)?;
+    module.add_class::<Core>()?;
+    module.add_function(wrap_pyfunction!(parse_duration, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_retry, module)?)?;
+    module.add_function(wrap_pyfunction!(retry_delay_ms, module)?)?;
+    module.add("WORK_RELEASE", convert::WORK_RELEASE)?;
+    module.add("EVENT_FORMAT_VERSION", duro_core::journal::EVENT_FORMAT_VERSION)?;
+    Ok(())
+}
