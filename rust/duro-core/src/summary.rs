@@ -77,8 +77,10 @@ pub struct RunSummary {
     pub completed_step_count: u32,
     /// The run's error when it failed; while it runs, the last step error.
     pub error: Option<ErrorInfo>,
-    /// When the run next needs attention by time (timer, retry, delayed
-    /// start, deadline); `None` if only an input can wake it, or it ended.
+    /// When the run next needs attention: a past time (when it became
+    /// runnable) if it can run now, else its timer, retry, delayed start or
+    /// deadline; `None` if only an input can wake it (paused, waiting for an
+    /// event without timeout), or it ended.
     pub wake_at_ms: Option<Millis>,
     pub event_count: u32,
     pub fold: SummaryFold,
@@ -220,6 +222,12 @@ impl RunSummary {
             }
         };
         if !f.paused {
+            let waits_for_time = f.timer.is_some() || f.retry_at_ms.is_some() || (self.started_at_ms.is_none() && f.start_at_ms.is_some());
+            let waits_for_input = matches!(f.open, Some((_, StepKind::WaitEvent)));
+            if !waits_for_time && !waits_for_input {
+                // Runnable now (between steps, or an attempt was in progress).
+                consider(Some(self.updated_at_ms));
+            }
             consider(f.timer.map(|(_, at)| at));
             consider(f.retry_at_ms);
             if !f.turned_back {
@@ -250,9 +258,9 @@ mod tests {
     #[test]
     fn statuses_follow_the_run() {
         let mut s = RunSummary::start(7, &started(Some(10_000))).unwrap();
-        assert_eq!((s.status, s.wake_at_ms), (RunStatus::Pending, Some(10_000)));
+        assert_eq!((s.status, s.wake_at_ms), (RunStatus::Pending, Some(100)), "runnable at once");
         s.apply(&Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 1, at_ms: 110 });
-        assert_eq!(s.status, RunStatus::Running);
+        assert_eq!((s.status, s.wake_at_ms), (RunStatus::Running, Some(110)), "a crash here resumes at once");
         s.apply(&Event::StepFailed { seq: 0, attempt: 1, error: ErrorInfo::new("E", "x", true), retry_at_ms: Some(500), at_ms: 120 });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Running, Some(500)));
         s.apply(&Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 2, at_ms: 500 });
