@@ -331,8 +331,6 @@ impl Engine {
             caller_loaded: false,
             dirty: false,
             unacked: 1,
-            deferred: Vec::new(),
-            loaded_from_store: false,
             pending: None,
         });
         match self.inner.store.start_run(&started, Some(handle)) {
@@ -621,25 +619,18 @@ impl Inner {
         }
     }
 
-    /// Appends `events` (already applied to the run's state), preceded by the
-    /// run's deferred events, as one store append acknowledged to `handle`.
+    /// Appends `events` (already applied to the run's state) as one store
+    /// append, acknowledged to `handle`.
     fn append(&self, run: &mut ActiveRun, handle: Handle, events: &[Event]) -> Result<Receipt, EngineError> {
-        let batch: std::borrow::Cow<'_, [Event]> = if run.deferred.is_empty() {
-            std::borrow::Cow::Borrowed(events)
-        } else {
-            let mut all = std::mem::take(&mut run.deferred);
-            all.extend_from_slice(events);
-            std::borrow::Cow::Owned(all)
-        };
-        let position = run.state.event_count() - batch.len() as u32;
-        let receipt = self.store.append(run.state.run_key, position, &batch, Some(handle))?;
+        let position = run.state.event_count() - events.len() as u32;
+        let receipt = self.store.append(run.state.run_key, position, events, Some(handle))?;
         if !receipt.durable {
             run.unacked += 1;
         }
         Ok(receipt)
     }
 
-    /// Decides what a queued run does next.
+    /// Hands out a queued run's decided work, or decides it.
     fn advance(&self, item: QueueItem) -> Result<Option<Work>, EngineError> {
         let handle = match item {
             QueueItem::Release(handle) => return Ok(Some(Work::Release { handle })),
@@ -650,59 +641,52 @@ impl Inner {
         if run.phase != Phase::Queued {
             return Ok(None);
         }
-        if let Some(work) = run.pending.take() {
-            // Its step start is durable now.
-            run.phase = Phase::InCaller { seq: work.seq, attempt: work.attempt };
-            return Ok(Some(Work::Execute(work)));
+        if let Some(exec) = run.pending.take() {
+            // The events that decided it are durable now.
+            return Ok(Some(Work::Execute(hand_out(run, handle, exec))));
         }
-        let now = self.clock.now_ms();
-        let mut out = Vec::new();
-        let wf = run.wf.clone();
-        let action = match linear::next_action(&mut run.state, &wf.def, &self.config.limits, now, &mut out) {
-            Ok(action) => action,
-            Err(error) => {
+        match self.decide(&mut table, handle, Vec::new())? {
+            Decided::Ready => {
+                let run = table.get_mut(handle).expect("decided above");
+                let exec = run.pending.take().expect("Ready leaves the decision pending");
+                Ok(Some(Work::Execute(hand_out(run, handle, exec))))
+            }
+            Decided::Release(handle) => Ok(Some(Work::Release { handle })),
+            Decided::Later => Ok(None),
+            Decided::Block(error) => {
                 drop(table);
                 self.block(handle, error);
-                return Ok(None);
+                Ok(None)
             }
-        };
-        let executes = matches!(action, Action::Execute(_));
-        if executes && !run.loaded_from_store {
-            run.deferred.append(&mut out);
-        } else if !out.is_empty() {
+        }
+    }
+
+    /// Decides a run's next action and appends `out` (events already applied,
+    /// e.g. a step's result) together with the events of the decision, as one
+    /// record. The decided work is handed out only once that record is
+    /// durable, so every step's start is on disk before the step runs, and a
+    /// step costs one fsync: its result and the next step's start share it.
+    fn decide(&self, table: &mut RunTable, handle: Handle, mut out: Vec<Event>) -> Result<Decided, EngineError> {
+        let Some(run) = table.get_mut(handle) else { return Ok(Decided::Later) };
+        let now = self.clock.now_ms();
+        let wf = run.wf.clone();
+        let action = linear::next_action(&mut run.state, &wf.def, &self.config.limits, now, &mut out);
+        if !out.is_empty() {
             self.append(run, handle, &out)?;
         }
+        let action = match action {
+            Ok(action) => action,
+            Err(error) => return Ok(Decided::Block(error)),
+        };
         match action {
             Action::Execute(exec) => {
-                run.phase = Phase::InCaller { seq: exec.seq, attempt: exec.attempt };
-                let load = (!run.caller_loaded).then(|| load_data(&run.state, wf.generation));
-                run.caller_loaded = true;
-                let failure = (exec.kind == StepKind::OnFailure).then(|| failure_info(&run.state));
-                let name = match exec.kind {
-                    StepKind::OnFailure => linear::ON_FAILURE_NAME,
-                    _ => exec.step_index.map_or("", |i| wf.def.steps[i].name.as_str()),
-                };
-                let work = ExecuteWork {
-                    handle,
-                    run_key: run.state.run_key,
-                    kind: exec.kind,
-                    seq: exec.seq,
-                    step_index: exec.step_index,
-                    attempt: exec.attempt,
-                    idempotency_key: idempotency_key(&run.state.run_id, exec.kind, name),
-                    load,
-                    failure,
-                };
-                if run.loaded_from_store {
-                    run.loaded_from_store = false;
-                    if run.unacked > 0 {
-                        // Hand it out once the start is durable (see `ActiveRun::loaded_from_store`).
-                        run.pending = Some(work);
-                        run.phase = Phase::AwaitingAck;
-                        return Ok(None);
-                    }
+                run.pending = Some(exec);
+                if run.unacked == 0 {
+                    run.phase = Phase::Queued;
+                    return Ok(Decided::Ready);
                 }
-                Ok(Some(Work::Execute(work)))
+                run.phase = Phase::AwaitingAck;
+                Ok(Decided::Later)
             }
             Action::Wait { wake_at_ms, .. } => {
                 if let Some(at) = wake_at_ms {
@@ -711,20 +695,16 @@ impl Inner {
                 run.phase = Phase::Evicting;
                 run.dirty = false;
                 if run.unacked == 0 {
-                    let release = self.evict(&mut table, handle);
-                    drop(table);
-                    return Ok(release.map(|handle| Work::Release { handle }));
+                    return Ok(self.evict(table, handle).map_or(Decided::Later, Decided::Release));
                 }
-                Ok(None)
+                Ok(Decided::Later)
             }
             Action::Finished => {
                 run.phase = Phase::Finishing;
                 if run.unacked == 0 {
-                    let release = self.finish(&mut table, handle);
-                    drop(table);
-                    return Ok(release.map(|handle| Work::Release { handle }));
+                    return Ok(self.finish(table, handle).map_or(Decided::Later, Decided::Release));
                 }
-                Ok(None)
+                Ok(Decided::Later)
             }
         }
     }
@@ -779,7 +759,7 @@ impl Inner {
         }
     }
 
-    /// A step attempt ended: record it, and wait for durability before the next action.
+    /// A step attempt ended: record it and decide what follows, in one append.
     fn finish_attempt(
         &self,
         handle: Handle,
@@ -806,14 +786,18 @@ impl Inner {
         }
         let mut out = Vec::new();
         record(run, self.clock.now_ms(), &mut out, &self.config.limits)?;
-        self.append(run, handle, &out)?;
-        if run.unacked == 0 {
-            run.phase = Phase::Queued;
-            let lane = run.wf.lane;
-            drop(table);
-            self.lanes[lane as usize].push_all([QueueItem::Run(handle)]);
-        } else {
-            run.phase = Phase::AwaitingAck;
+        let lane = run.wf.lane;
+        run.phase = Phase::Queued;
+        let decided = self.decide(&mut table, handle, out)?;
+        drop(table);
+        match decided {
+            // Durable already (an in-memory store): the next work is ready now.
+            Decided::Ready => self.lanes[lane as usize].push_all([QueueItem::Run(handle)]),
+            Decided::Release(handle) => {
+                self.lanes[lane as usize].push_all([QueueItem::Release(handle)]);
+            }
+            Decided::Block(error) => self.block(handle, error),
+            Decided::Later => {}
         }
         Ok(())
     }
@@ -911,8 +895,6 @@ impl Inner {
             caller_loaded: false,
             dirty: false,
             unacked: 0,
-            deferred: Vec::new(),
-            loaded_from_store: true,
             pending: None,
         });
         if let Some(message) = blocked {
@@ -1031,6 +1013,42 @@ impl Inner {
         };
         state.apply(&event)?;
         Ok(self.store.append(run_key, state.event_count() - 1, std::slice::from_ref(&event), None)?)
+    }
+}
+
+/// What `decide` concluded.
+enum Decided {
+    /// The decided work (`ActiveRun::pending`) can be handed out now: its
+    /// events were durable at once.
+    Ready,
+    /// The run left memory; the caller should release its context.
+    Release(Handle),
+    /// Nothing to hand out until the store acknowledges.
+    Later,
+    /// The run cannot continue.
+    Block(CoreError),
+}
+
+/// Turns a decided execution into the work a caller runs.
+fn hand_out(run: &mut ActiveRun, handle: Handle, exec: linear::Execute) -> ExecuteWork {
+    run.phase = Phase::InCaller { seq: exec.seq, attempt: exec.attempt };
+    let load = (!run.caller_loaded).then(|| load_data(&run.state, run.wf.generation));
+    run.caller_loaded = true;
+    let failure = (exec.kind == StepKind::OnFailure).then(|| failure_info(&run.state));
+    let name = match exec.kind {
+        StepKind::OnFailure => linear::ON_FAILURE_NAME,
+        _ => exec.step_index.map_or("", |i| run.wf.def.steps[i].name.as_str()),
+    };
+    ExecuteWork {
+        handle,
+        run_key: run.state.run_key,
+        kind: exec.kind,
+        seq: exec.seq,
+        step_index: exec.step_index,
+        attempt: exec.attempt,
+        idempotency_key: idempotency_key(&run.state.run_id, exec.kind, name),
+        load,
+        failure,
     }
 }
 

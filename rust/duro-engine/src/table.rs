@@ -56,16 +56,8 @@ pub(crate) struct ActiveRun {
     pub dirty: bool,
     /// Appends not acknowledged yet (each append carries this run's handle as its token).
     pub unacked: u32,
-    /// Events decided but not appended yet (a step's start): they go out with
-    /// the run's next append, in the same log record, so a step costs one
-    /// fsync. Losing them in a crash only loses the attempt's start.
-    pub deferred: Vec<duro_core::journal::Event>,
-    /// Read back from the store (a restart, or a wake-up): its first step
-    /// start is made durable before the step runs, so a step that kills the
-    /// process counts toward the recovery limit even when it dies at once.
-    pub loaded_from_store: bool,
-    /// Work decided and waiting for its step start to become durable.
-    pub pending: Option<crate::engine::ExecuteWork>,
+    /// The decided next step, handed out once the record holding its start is durable.
+    pub pending: Option<duro_core::linear::Execute>,
 }
 
 struct Slot {
@@ -189,8 +181,6 @@ mod tests {
             caller_loaded: false,
             dirty: false,
             unacked: 0,
-            deferred: Vec::new(),
-            loaded_from_store: false,
             pending: None,
         }
     }

@@ -235,14 +235,14 @@ fn a_restarted_engine_resumes_without_redoing_finished_steps() {
         engine.close().unwrap();
         started.run_key
     };
-    // Recovered, it runs s2 again, and dies in it again: a recovered attempt's
-    // start is durable before it runs, so this one counts.
+    // Recovered, it runs s2 again (its start was durable before it ran, so
+    // this is attempt 2), and dies in it again.
     {
         let engine = embedded_engine(dir.path());
         assert_eq!(engine.lookup("L").unwrap().unwrap().status, RunStatus::Running, "visible before its workflow is defined");
         engine.register(def.clone(), LaneId::Sync).unwrap();
         match engine.next_work(LaneId::Sync, Duration::from_secs(5)).unwrap().unwrap() {
-            Work::Execute(w) => assert_eq!((w.seq, w.attempt), (2, 1), "the live attempt's start was never durable"),
+            Work::Execute(w) => assert_eq!((w.seq, w.attempt), (2, 2), "the interrupted attempt counts"),
             other => panic!("{other:?}"),
         }
         engine.close().unwrap();
@@ -257,7 +257,7 @@ fn a_restarted_engine_resumes_without_redoing_finished_steps() {
         panic!()
     };
     assert_eq!(outcome.status, RunStatus::Completed);
-    assert_eq!(executed[0], ("s2".to_string(), 2), "the interrupted step runs again as attempt 2");
+    assert_eq!(executed[0], ("s2".to_string(), 3), "two interrupted attempts counted");
     assert_eq!(executed.len(), 3, "s0 and s1 never run again: {executed:?}");
 }
 
