@@ -27,7 +27,7 @@ create_exception!(_core, EngineClosed, DuroError, "The engine was closed.");
 fn store_error(error: &RustStoreError) -> PyErr {
     let message = error.to_string();
     match error {
-        RustStoreError::Locked { .. } => StoreLocked::new_err(message),
+        RustStoreError::Locked { .. } | RustStoreError::LockedHere { .. } => StoreLocked::new_err(message),
         RustStoreError::IndexCorrupt { .. } | RustStoreError::BadRecord { .. } => CorruptionError::new_err(message),
         RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => CorruptionError::new_err(message),
         RustStoreError::NewerFormat { .. } | RustStoreError::Wal(duro_wal::WalError::NewerFormat { .. }) => {

@@ -23,6 +23,8 @@ pub enum StoreError {
          time: stop the other process, or use a PostgreSQL store for several workers"
     )]
     Locked { path: PathBuf, holder: String },
+    #[error("the store at {path} is already open in this process; close the other engine first, or share it")]
+    LockedHere { path: PathBuf },
     #[error("cannot {op} {path}: {source}; check that the directory exists and this user may read and write it")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{what} at {path} was written by a newer duro (format {found}, this build reads up to {supported}); upgrade duro to open it")]

@@ -69,14 +69,27 @@ fn one_process_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let first = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     let second = EmbeddedStore::open(dir.path(), EmbeddedOptions::default());
-    let message = match second {
-        Err(e @ StoreError::Locked { .. }) => e.to_string(),
-        Err(other) => panic!("expected Locked, got {other}"),
+    match second {
+        Err(e @ StoreError::LockedHere { .. }) => assert!(e.to_string().contains("this process"), "{e}"),
+        Err(other) => panic!("expected LockedHere, got {other}"),
         Ok(_) => panic!("a second open must fail"),
     };
-    assert!(message.contains(&std::process::id().to_string()), "{message}");
+    first.close().unwrap();
+    let reopened = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("close releases the lock");
     drop(first);
-    EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("the lock is released on close");
+    drop(reopened);
+    // Another process holding it is named by pid.
+    let mut child = std::process::Command::new("flock")
+        .args(["-x", dir.path().join("LOCK").to_str().unwrap(), "sleep", "5"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(dir.path().join("LOCK"), child.id().to_string()).unwrap();
+    let error = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).err().expect("locked by the child");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    assert!(error.to_string().contains(&child.id().to_string()), "{error}");
 }
 
 #[test]

@@ -37,6 +37,9 @@ impl DirLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim().to_owned();
+                if holder == std::process::id().to_string() {
+                    return Err(StoreError::LockedHere { path: dir.to_path_buf() });
+                }
                 return Err(StoreError::Locked {
                     path: dir.to_path_buf(),
                     holder: if holder.is_empty() { "unknown".into() } else { holder },

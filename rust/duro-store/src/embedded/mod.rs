@@ -79,7 +79,9 @@ pub struct EmbeddedStore {
     reader: Mutex<Reader>,
     progress: Arc<Progress>,
     indexer: Mutex<Option<(mpsc::Sender<IndexerMsg>, JoinHandle<()>)>>,
-    _lock: DirLock,
+    /// Held until the store is closed (not until it is dropped: a closed store
+    /// may outlive its close, and the directory is free from then on).
+    lock: Mutex<Option<DirLock>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,7 +162,7 @@ impl EmbeddedStore {
             reader: Mutex::new(reader),
             progress,
             indexer: Mutex::new(Some((tx, handle))),
-            _lock: dir_lock,
+            lock: Mutex::new(Some(dir_lock)),
         })
     }
 
@@ -220,6 +222,7 @@ impl EmbeddedStore {
             let _ = tx.send(IndexerMsg::Stop);
             let _ = handle.join();
         }
+        lock(&self.lock).take();
         wal_result?;
         self.progress.error().map_or(Ok(()), Err)
     }
