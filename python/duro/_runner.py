@@ -218,7 +218,7 @@ class Runner:
             name,
             ctx.run_id,
             work[5],
-            "will retry if attempts remain" if retryable else "not retryable",
+            "retryable error" if retryable else "not retryable",
             error_type,
             message,
         )

@@ -1,0 +1,122 @@
+"""The asyncio API: coroutine steps, run_async, result_async and the other twins."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+import duro
+
+from support import FAST, ONCE
+
+
+async def test_coroutine_steps_run_on_the_engines_loop(tmp_path: Path, name: str) -> None:
+    loop = asyncio.get_running_loop()
+    seen: List[Any] = []
+
+    async def fetch(order: Any) -> dict:
+        seen.append(asyncio.get_running_loop() is loop)
+        await asyncio.sleep(0.01)
+        return {"price": 10}
+
+    async def charge(order: Any, prev: Any, ctx: duro.StepContext) -> int:
+        seen.append(ctx.step_name)
+        return prev["fetch"]["price"] * order["qty"]
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name).step("fetch", fetch).step("charge", charge)
+        handle = await flow.run_async({"qty": 3}, engine=engine, run_id="a-1")
+        result = await handle.result_async(timeout=30)
+    assert result.value == {"fetch": {"price": 10}, "charge": 30}
+    assert seen == [True, "charge"], "the engine opened in this loop runs coroutine steps in it"
+
+
+async def test_sync_steps_of_an_async_workflow_never_run_on_the_loop(tmp_path: Path, name: str) -> None:
+    loop_thread = threading.current_thread()
+
+    def blocking(order: Any) -> bool:
+        time.sleep(0.01)
+        return threading.current_thread() is not loop_thread
+
+    async def nothing(order: Any) -> None:
+        return None
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name).step("sync", blocking).step("async", nothing)
+        result = await (await flow.run_async(None, engine=engine)).result_async(timeout=30)
+    assert result.value == {"sync": True, "async": None}
+
+
+async def test_many_concurrent_async_runs(tmp_path: Path, name: str) -> None:
+    async def step(i: int) -> int:
+        return i * 2
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name).step("a", step).step("b", lambda i, p: p["a"] + 1)
+        handles = await asyncio.gather(*(flow.run_async(i, engine=engine, run_id=f"r{i}") for i in range(200)))
+        results = await asyncio.gather(*(h.result_async(timeout=60) for h in handles))
+    assert [r.value for r in results] == [{"a": i * 2, "b": i * 2 + 1} for i in range(200)]
+
+
+async def test_async_retries_and_timeouts(tmp_path: Path, name: str) -> None:
+    attempts: List[int] = []
+
+    async def flaky(order: Any, prev: Any, ctx: duro.StepContext) -> str:
+        attempts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await asyncio.sleep(5)  # cancelled by the step timeout
+        return "ok"
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name, retry=FAST).step("flaky", flaky, timeout="100ms")
+        result = await (await flow.run_async(None, engine=engine)).result_async(timeout=30)
+    assert result.ok and attempts == [1, 2]
+
+
+async def test_async_twins_of_the_handle(tmp_path: Path, name: str) -> None:
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name, retry=ONCE).wait_for_event("go").step("after", lambda i, p: p["go"])
+        handle = await flow.run_async(None, engine=engine, run_id="twins")
+        for _ in range(500):
+            if await handle.status_async() == "waiting":
+                break
+            await asyncio.sleep(0.01)
+        assert (await handle.meta_async()).current_step == "go"
+        await handle.pause_async()
+        await handle.resume_async()
+        await handle.send_event_async("go", [1, 2])
+        result = await handle.result_async(timeout=30)
+        assert result.value == {"go": [1, 2], "after": [1, 2]}
+        assert [e.name for e in await handle.journal_async()] == ["go", "after"]
+        other = await flow.run_async(None, engine=engine, run_id="twins-2")
+        await other.cancel_async()
+        assert (await other.result_async(timeout=30)).status == "cancelled"
+        assert {m.run_id for m in await engine.runs_async(workflow=name)} == {"twins", "twins-2"}
+        assert (await engine.handle_async("twins")).run_id == "twins"
+
+
+async def test_result_async_times_out(tmp_path: Path, name: str) -> None:
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        handle = await duro.workflow(name).sleep("nap", "1h").run_async(None, engine=engine)
+        with pytest.raises(duro.ResultTimeout):
+            await handle.result_async(timeout=0.05)
+
+
+def test_async_api_works_with_an_engine_opened_outside_any_loop(engine: duro.Engine, name: str) -> None:
+    async def step(i: int) -> int:
+        await asyncio.sleep(0)
+        return i + 1
+
+    flow = duro.workflow(name).step("a", step)
+
+    async def main() -> Any:
+        handle = await flow.run_async(1, engine=engine)
+        return await handle.result_async(timeout=30)
+
+    assert asyncio.run(main()).value == {"a": 2}
+    assert flow.run(5, engine=engine).result(timeout=30).value == {"a": 6}, "sync callers use the background loop"

@@ -1,0 +1,155 @@
+"""Durable sleeps, events, delayed starts, pause/resume, cancel, and timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, List
+
+import pytest
+
+import duro
+
+from support import FAST, ONCE
+
+
+def wait_for_status(handle: duro.RunHandle, *statuses: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = handle.status()
+        if status in statuses:
+            return status
+        assert time.monotonic() < deadline, f"run never reached {statuses} (is {status!r})"
+        time.sleep(0.005)
+
+
+def test_sleep_is_a_durable_timer_that_holds_no_memory(engine: duro.Engine, name: str) -> None:
+    flow = duro.workflow(name).step("a", lambda i: 1).sleep("cool-off", "300ms").step("b", lambda i: 2)
+    started = time.monotonic()
+    handle = flow.run(None, engine=engine)
+    wait_for_status(handle, "sleeping")
+    meta = handle.meta()
+    assert meta.current_step == "cool-off" and meta.wake_at is not None
+    assert engine.stats()["runs_in_memory"] == 0, "a sleeping run is evicted; only its timer remains"
+    assert handle.result(timeout=30).ok
+    assert time.monotonic() - started >= 0.3
+
+
+def test_events_are_delivered_to_the_waiting_step(engine: duro.Engine, name: str) -> None:
+    got: List[Any] = []
+    flow = duro.workflow(name).wait_for_event("approved", timeout="1m").step("ship", lambda i, prev: got.append(prev["approved"]) or "ok")
+    handle = flow.run(None, engine=engine)
+    wait_for_status(handle, "waiting")
+    handle.send_event("approved", {"by": "ann"})
+    result = handle.result(timeout=30)
+    assert result.value == {"approved": {"by": "ann"}, "ship": "ok"}
+    assert got == [{"by": "ann"}]
+
+
+def test_an_event_sent_before_the_wait_is_kept_for_it(engine: duro.Engine, name: str) -> None:
+    gate = threading.Event()
+    flow = duro.workflow(name).step("slow", lambda i: gate.wait(10)).wait_for_event("approved")
+    handle = flow.run(None, engine=engine)
+    handle.send_event("approved", "early")
+    gate.set()
+    assert handle.result(timeout=30).value == {"slow": True, "approved": "early"}
+
+
+def test_a_wait_times_out_with_event_timeout(engine: duro.Engine, name: str) -> None:
+    flow = duro.workflow(name).wait_for_event("approved", timeout="150ms")
+    result = flow.run(None, engine=engine).result(timeout=30)
+    assert result.error is not None
+    assert (result.error.error_type, result.error.failed_step) == ("EventTimeout", "approved")
+
+
+def test_events_for_an_ended_run_are_refused(engine: duro.Engine, name: str) -> None:
+    handle = duro.workflow(name).step("a", lambda i: 1).run(None, engine=engine)
+    handle.result(timeout=30)
+    with pytest.raises(duro.RunEnded):
+        handle.send_event("late", 1)
+
+
+def test_a_delayed_run_is_pending_until_its_time(engine: duro.Engine, name: str) -> None:
+    started = time.monotonic()
+    handle = duro.workflow(name).step("a", lambda i: time.monotonic()).run(None, engine=engine, delay="300ms")
+    assert handle.status() == "pending"
+    assert handle.result(timeout=30).value["a"] - started >= 0.3  # type: ignore[index]
+
+
+def test_pause_stops_at_the_next_boundary_and_resume_continues(engine: duro.Engine, name: str) -> None:
+    gate = threading.Event()
+    inside_a = threading.Event()
+    ran: List[str] = []
+
+    def a(_: Any) -> None:
+        inside_a.set()
+        gate.wait(10)
+        ran.append("a")
+
+    flow = duro.workflow(name).step("a", a).step("b", lambda i: ran.append("b"))
+    handle = flow.run(None, engine=engine)
+    assert inside_a.wait(10)
+    handle.pause()
+    gate.set()
+    wait_for_status(handle, "paused")
+    time.sleep(0.2)
+    assert ran == ["a"], "b must not start while paused"
+    assert handle.status() == "paused"
+    handle.resume()
+    assert handle.result(timeout=30).ok and ran == ["a", "b"]
+
+
+def test_cancel_without_compensation_stops_the_run(engine: duro.Engine, name: str) -> None:
+    undone: List[Any] = []
+    flow = duro.workflow(name).step("a", lambda i: 1, compensate=lambda i, o: undone.append(o)).sleep("long", "1h")
+    handle = flow.run(None, engine=engine)
+    wait_for_status(handle, "sleeping")
+    handle.cancel()
+    result = handle.result(timeout=30)
+    assert result.status == "cancelled" and undone == []
+    assert handle.journal()[1].status == "failed", "the interrupted sleep is closed, not left running"
+
+
+def test_workflow_timeout_fails_the_run(engine: duro.Engine, name: str) -> None:
+    undone: List[Any] = []
+    flow = (
+        duro.workflow(name, timeout="300ms")
+        .step("a", lambda i: "A", compensate=lambda i, o: undone.append(o))
+        .sleep("too-long", "10s")
+    )
+    result = flow.run(None, engine=engine).result(timeout=30)
+    assert result.error is not None and result.error.error_type == "WorkflowTimeout"
+    assert undone == ["A"]
+
+
+def test_a_slow_sync_step_times_out_and_its_late_result_is_discarded(engine: duro.Engine, name: str) -> None:
+    release = threading.Event()
+    attempts: List[int] = []
+
+    def slow(i: Any, prev: Any, ctx: duro.StepContext) -> str:
+        attempts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            release.wait(10)
+            return "late"
+        return "on time"
+
+    flow = duro.workflow(name, retry=FAST).step("slow", slow, timeout="200ms")
+    result = flow.run(None, engine=engine).result(timeout=30)
+    release.set()
+    assert result.value == {"slow": "on time"}
+    journal = result.value and engine.handle(result.run_id).journal()
+    assert journal[0].attempt == 2  # type: ignore[index]
+
+
+def test_a_step_timeout_counts_as_a_failed_attempt(engine: duro.Engine, name: str) -> None:
+    flow = duro.workflow(name, retry=ONCE).step("hang", lambda i: time.sleep(2), timeout="100ms")
+    result = flow.run(None, engine=engine).result(timeout=30)
+    assert result.error is not None
+    assert (result.error.error_type, result.error.failed_step) == ("StepTimeout", "hang")
+
+
+def test_result_timeout_raises_and_the_run_goes_on(engine: duro.Engine, name: str) -> None:
+    handle = duro.workflow(name).sleep("nap", "300ms").run(None, engine=engine)
+    with pytest.raises(duro.ResultTimeout):
+        handle.result(timeout=0.05)
+    assert handle.result(timeout=30).ok
