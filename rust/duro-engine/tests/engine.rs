@@ -312,3 +312,58 @@ fn oversized_payloads_are_refused_with_a_typed_error() {
     assert!(err.to_string().contains("over the limit"), "{err}");
     assert!(engine.start("w", "1", "", vec![], None).is_err());
 }
+
+#[test]
+fn timers_are_restored_after_a_restart_and_fire_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let open = || {
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        Engine::open(store, EngineConfig::default(), clock.clone()).unwrap()
+    };
+    let naps = [("late", 900u64), ("early", 300), ("middle", 600)];
+    let defs: Vec<WorkflowDef> =
+        naps.iter().map(|(n, ms)| wf(n, vec![StepDef::sleep("nap", *ms), task("after")])).collect();
+    let by_name: HashMap<String, WorkflowDef> = defs.iter().map(|d| (d.name.clone(), d.clone())).collect();
+    let keys: Vec<u64> = {
+        let engine = open();
+        let keys: Vec<u64> = defs
+            .iter()
+            .map(|def| {
+                engine.register(def.clone(), LaneId::Sync).unwrap();
+                let started = engine.start(&def.name, "1", &format!("{}-run", def.name), vec![], None).unwrap();
+                engine.wait_durable(started.receipt).unwrap();
+                started.run_key
+            })
+            .collect();
+        for key in &keys {
+            assert!(drive(&engine, &by_name, *key, &mut ok).is_none(), "asleep");
+        }
+        engine.close().unwrap();
+        keys
+    };
+    let engine = open();
+    for def in &defs {
+        engine.register(def.clone(), LaneId::Sync).unwrap();
+    }
+    let finished = |engine: &Engine| -> Vec<&str> {
+        keys.iter()
+            .zip(naps.iter())
+            .filter(|(key, _)| matches!(engine.wait_finished(**key, Some(Duration::ZERO)).unwrap(), Wait::Finished(_)))
+            .map(|(_, (name, _))| *name)
+            .collect()
+    };
+    let settle = |engine: &Engine| {
+        engine.fire_due_timers();
+        for key in &keys {
+            drive(engine, &by_name, *key, &mut ok);
+        }
+    };
+    settle(&engine);
+    assert_eq!(finished(&engine), Vec::<&str>::new(), "nothing is due yet");
+    for (at, expect) in [(299, vec![]), (300, vec!["early"]), (599, vec!["early"]), (600, vec!["early", "middle"]), (900, vec!["late", "early", "middle"])] {
+        clock.set(1_000_000 + at);
+        settle(&engine);
+        assert_eq!(finished(&engine), expect, "at +{at} ms");
+    }
+}

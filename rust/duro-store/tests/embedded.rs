@@ -222,7 +222,9 @@ fn crashes_lose_only_unacknowledged_appends() {
             // The index (real SQLite files) only ever holds durable records,
             // so it stays; the log is what the crash damaged.
             let image = Arc::new(fs.crash_image(damage, crash_at * 31 + i as u64));
-            let store = EmbeddedStore::open(tmp.path(), sim_options(image)).expect("recovers after a crash");
+            let store = EmbeddedStore::open(tmp.path(), sim_options(image)).unwrap_or_else(|error| {
+                panic!("no recovery after a crash at op {crash_at} of {total_ops} with {damage:?} (seed {}): {error}", crash_at * 31 + i as u64)
+            });
             let acked = acks.durable.lock().unwrap().clone();
             for token in acked {
                 let (id, events) = &expected[&token];
