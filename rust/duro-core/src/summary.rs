@@ -93,6 +93,11 @@ pub struct SummaryFold {
     deadline_ms: Option<Millis>,
     /// The step whose attempt or wait is open: (seq, kind).
     open: Option<(Seq, StepKind)>,
+    /// Name of the open step (for a wait: the event it waits for).
+    open_name: Option<String>,
+    /// An input arrived that the run must react to now (an event for its
+    /// open wait, or a cancellation).
+    input_pending: bool,
     timer: Option<(Seq, Millis)>,
     retry_at_ms: Option<Millis>,
     paused: bool,
@@ -138,9 +143,12 @@ impl RunSummary {
                 self.started_at_ms.get_or_insert(*at_ms);
                 self.current_step = Some(name.clone());
                 f.open = Some((*seq, *kind));
+                f.open_name = Some(name.clone());
                 f.retry_at_ms = None;
+                f.input_pending = false;
             }
             Event::StepCompleted { seq, .. } => {
+                f.input_pending = false;
                 if let Some((open_seq, kind)) = f.open {
                     if open_seq == *seq {
                         if kind.is_forward() {
@@ -168,10 +176,14 @@ impl RunSummary {
             }
             Event::TimerSet { seq, fire_at_ms, .. } => f.timer = Some((*seq, *fire_at_ms)),
             Event::TimerFired { .. } => f.timer = None,
-            Event::EventReceived { .. } => {}
+            Event::EventReceived { name, .. } => {
+                if matches!(f.open, Some((_, StepKind::WaitEvent))) && f.open_name.as_deref() == Some(name.as_str()) {
+                    f.input_pending = true;
+                }
+            }
             Event::Paused { .. } => f.paused = true,
             Event::Resumed { .. } => f.paused = false,
-            Event::CancelRequested { .. } => {}
+            Event::CancelRequested { .. } => f.input_pending = true,
             Event::CompensationStarted { reason, .. } => {
                 f.turned_back = true;
                 self.error = Some(reason.clone());
@@ -221,6 +233,10 @@ impl RunSummary {
                 _ => RunStatus::Running,
             }
         };
+        if f.input_pending {
+            // Paused or not, waiting or not: an event for its wait or a cancellation must be handled now.
+            consider(Some(self.updated_at_ms));
+        }
         if !f.paused {
             let waits_for_time = f.timer.is_some() || f.retry_at_ms.is_some() || (self.started_at_ms.is_none() && f.start_at_ms.is_some());
             let waits_for_input = matches!(f.open, Some((_, StepKind::WaitEvent)));
@@ -277,9 +293,15 @@ mod tests {
         s.apply(&Event::StepCompleted { seq: 1, attempt: 1, output: vec![], at_ms: 5_000 });
         s.apply(&Event::StepStarted { seq: 2, kind: StepKind::WaitEvent, name: "ok".into(), attempt: 1, at_ms: 5_001 });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Waiting, Some(10_000)));
+        s.apply(&Event::EventReceived { name: "other".into(), payload: vec![], at_ms: 5_002 });
+        assert_eq!(s.wake_at_ms, Some(10_000), "an event nobody waits for wakes nothing");
+        s.apply(&Event::EventReceived { name: "ok".into(), payload: vec![], at_ms: 5_003 });
+        assert_eq!(s.wake_at_ms, Some(5_003), "the awaited event makes it runnable at once");
+        s.apply(&Event::CancelRequested { compensate: false, at_ms: 5_500 });
+        assert_eq!(s.wake_at_ms, Some(5_500), "a cancellation is handled at once");
         s.apply(&Event::RunCancelled { at_ms: 6_000 });
         assert_eq!((s.status, s.wake_at_ms, s.completed_at_ms), (RunStatus::Cancelled, None, Some(6_000)));
-        assert_eq!(s.event_count, 13);
+        assert_eq!(s.event_count, 16);
         assert_eq!(s.current_step.as_deref(), Some("ok"));
     }
 }
