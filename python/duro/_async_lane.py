@@ -67,6 +67,12 @@ class AsyncDriver:
         self._durable: Dict[int, List[Waiter]] = {}
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
+        # Durability as the loop last saw it, and the positions watched: one
+        # future per watched position, shared by every waiter whose position
+        # is at or below it (positions only grow, so there are a few at most).
+        self._durable_seen = 0
+        self._durable_watched = 0
+        self._rounds: Dict[int, "asyncio.Future[None]"] = {}
         if loop is None:
             loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=loop.run_forever, name="duro-asyncio", daemon=True)
@@ -119,6 +125,12 @@ class AsyncDriver:
             self._dispatch(work)
         finished = core.take_finished()
         durable = core.take_durable()
+        if durable:
+            seen = self._durable_seen = max(self._durable_seen, core.durable_position())
+            for position in [p for p in self._rounds if p <= seen]:
+                round_ = self._rounds.pop(position)
+                if not round_.done():
+                    round_.set_result(None)
         if finished or durable:
             with self._lock:
                 ready = [w for key in finished for w in self._finished.pop(key, [])]
@@ -139,7 +151,24 @@ class AsyncDriver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def until_durable(self, position: int) -> None:
+        """Returns once every store position up to ``position`` is durable (loop thread only)."""
+        while self._durable_seen < position:
+            watched = self._durable_watched
+            if position > watched:
+                watched = self._durable_watched = position
+                self._rounds[watched] = self.loop.create_future()
+                self._core.watch_durable(watched)
+            round_ = self._rounds.get(watched)
+            if round_ is None:
+                round_ = self._rounds[watched] = self.loop.create_future()
+                self._core.watch_durable(watched)
+            await round_
+
     async def _drive(self, work: Any) -> None:
+        """Drives one run for as long as it has steps to run without waiting:
+        each step's result comes back with the next step, which runs as soon
+        as the result is durable (one shared wait per fsync, no queue trip)."""
         runner = self._runner
         while True:
             handle = work[1]
@@ -159,15 +188,21 @@ class AsyncDriver:
                     value = await runner.call_async(call)
                     raw = runner.encode(call, value)
                 except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
-                    runner.failed(work, ctx, call, exc)
+                    nxt = runner.failed(work, ctx, call, exc, True)
                 else:
-                    runner.commit(work, ctx, call, raw)
+                    nxt = runner.commit(work, ctx, call, raw, True)
             except (StoreFailed, EngineClosed):
                 log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
                 return
-            future: "asyncio.Future[Any]" = self.loop.create_future()
-            self._next[handle] = future
-            work = await future
+            if nxt is None:
+                # Dormant, ended, or continued later through the lane.
+                future: "asyncio.Future[Any]" = self.loop.create_future()
+                self._next[handle] = future
+                work = await future
+                continue
+            work, position = nxt
+            if position > self._durable_seen:
+                await self.until_durable(position)
 
     def stop(self) -> None:
         if self._stopped:

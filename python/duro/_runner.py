@@ -33,6 +33,9 @@ KIND_NAMES = {TASK: "step", COMPENSATION: "compensation", ON_FAILURE: "on_failur
 
 Work = Tuple[Any, ...]
 
+#: Return types that are certainly not awaitables (the check is on every step's path).
+_PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None), tuple, bytes})
+
 
 class Outputs(Mapping):  # type: ignore[type-arg]
     """Read-only outputs of completed steps by name (``prev``), decoded on first access."""
@@ -89,15 +92,25 @@ def describe(exc: BaseException) -> str:
 class Call:
     """One resolved call: the function, its arguments, and how to judge failures."""
 
-    __slots__ = ("fn", "args", "name", "spec", "timeout_ms", "kind")
+    __slots__ = ("fn", "args", "name", "spec", "timeout_ms", "kind", "is_async")
 
-    def __init__(self, fn: Callable[..., Any], args: Tuple[Any, ...], name: str, spec: Optional[StepSpec], timeout_ms: Optional[int], kind: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: Tuple[Any, ...],
+        name: str,
+        spec: Optional[StepSpec],
+        timeout_ms: Optional[int],
+        kind: int,
+        is_async: bool,
+    ) -> None:
         self.fn = fn
         self.args = args
         self.name = name
         self.spec = spec
         self.timeout_ms = timeout_ms
         self.kind = kind
+        self.is_async = is_async
 
 
 class Runner:
@@ -135,13 +148,13 @@ class Runner:
                 if spec.idempotency_key is not None:
                     key = str(spec.idempotency_key(ctx.input))
                 args = (ctx.input, ctx.prev, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
-            return Call(spec.fn, args, spec.name, spec, spec.timeout_ms, kind)
+            return Call(spec.fn, args, spec.name, spec, spec.timeout_ms, kind, spec.is_async)
         if kind == COMPENSATION:
             spec = wf.steps[index]
             assert spec.compensate is not None
             output = ctx.prev.get(spec.name)
             full = (ctx.input, output, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
-            return Call(spec.compensate, full[: spec.compensate_arity], spec.name, spec, spec.timeout_ms, kind)
+            return Call(spec.compensate, full[: spec.compensate_arity], spec.name, spec, spec.timeout_ms, kind, spec.compensate_is_async)
         if kind == ON_FAILURE:
             handler = wf.failure_handler
             assert handler is not None
@@ -149,14 +162,14 @@ class Runner:
             error = RunError(message=message, error_type=error_type, failed_step=failed_step)
             fctx = FailureContext(ctx.run_id, ctx.input, failed_step, error, list(completed), ctx.prev, attempt)
             args = (fctx,) if handler.arity == 1 else (ctx.input, fctx)
-            return Call(handler.fn, args, "on_failure", None, None, kind)
+            return Call(handler.fn, args, "on_failure", None, None, kind, handler.is_async)
         raise DuroError(f"unknown work kind {kind}")
 
     # -- reporting -----------------------------------------------------------------------------
 
     def encode(self, call: Call, value: Any) -> bytes:
         """The checkpoint bytes of a return value; errors here fail the attempt (not retryable)."""
-        if inspect.isawaitable(value):
+        if type(value) not in _PLAIN_TYPES and inspect.isawaitable(value):
             close = getattr(value, "close", None)
             if close is not None:
                 close()
@@ -179,11 +192,14 @@ class Runner:
             )
         return raw
 
-    def commit(self, work: Work, ctx: RunContext, call: Call, raw: bytes) -> None:
-        """Reports success; the engine continues the run once the checkpoint is durable."""
-        self.core.step_ok(work[1], work[3], work[5], raw)
+    def commit(self, work: Work, ctx: RunContext, call: Call, raw: bytes, inline: bool = False) -> Any:
+        """Reports success. The engine continues the run once the checkpoint is
+        durable; with ``inline`` it may instead return ``(next work, position)``
+        for the caller to run once ``position`` is durable."""
+        nxt = self.core.step_ok(work[1], work[3], work[5], raw, inline)
         if call.kind == TASK:
             ctx.prev._put(call.name, raw)
+        return nxt
 
     def retryable(self, call: Call, exc: BaseException, wf: Workflow) -> bool:
         if isinstance(exc, (NonRetryableError, SerializationError, PayloadTooLarge)):
@@ -207,7 +223,7 @@ class Runner:
                     return False
         return True
 
-    def failed(self, work: Work, ctx: RunContext, call: Optional[Call], exc: BaseException) -> None:
+    def failed(self, work: Work, ctx: RunContext, call: Optional[Call], exc: BaseException, inline: bool = False) -> Any:
         name = call.name if call is not None else f"#{work[3]}"
         error_type = "StepTimeout" if isinstance(exc, StepTimeout) else type(exc).__name__
         message = describe(exc)
@@ -222,7 +238,7 @@ class Runner:
             error_type,
             message,
         )
-        self.core.step_err(work[1], work[3], work[5], error_type, message, retryable)
+        return self.core.step_err(work[1], work[3], work[5], error_type, message, retryable, inline)
 
     # -- calling -------------------------------------------------------------------------------
 
@@ -246,7 +262,7 @@ class Runner:
 
     async def call_async(self, call: Call) -> Any:
         """Awaits a coroutine function; plain functions run in a thread, never on the loop."""
-        if inspect.iscoroutinefunction(call.fn) or _returns_coroutine(call.fn):
+        if call.is_async:
             awaitable = call.fn(*call.args)
         else:
             loop = asyncio.get_running_loop()
@@ -265,8 +281,3 @@ class Runner:
         if self._timeout_pool is not None:
             self._timeout_pool.shutdown(wait=False)
 
-
-def _returns_coroutine(fn: Any) -> bool:
-    from .workflow import _is_async
-
-    return _is_async(fn)

@@ -24,16 +24,51 @@ class Codec(Protocol):
 
 
 class JsonCodec:
-    """JSON-compatible values: dict (str keys), list, tuple (read back as list), str, int, float, bool, None."""
+    """JSON-compatible values: dict (str keys), list, tuple (read back as list), str, int, float, bool, None.
+
+    Encoding is on every step's hot path, so the C encoder is built once
+    (``json.JSONEncoder.encode`` builds it on every call) and plain scalars
+    skip it. Cycles are not checked up front: they end in ``RecursionError``,
+    which the engine reports as a :class:`duro.SerializationError`.
+    """
 
     name = "json"
 
     def __init__(self) -> None:
-        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        self._encoder = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+        )
         self._decoder = json.JSONDecoder()
+        c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+        self._iterencode = (
+            c_make_encoder(
+                None,
+                self._encoder.default,
+                json.encoder.encode_basestring,
+                None,
+                ":",
+                ",",
+                False,
+                False,
+                False,
+            )
+            if c_make_encoder is not None
+            else None
+        )
 
     def encode(self, value: Any) -> bytes:
-        return self._encoder.encode(value).encode("utf-8")
+        kind = type(value)
+        if kind is str:
+            return json.encoder.encode_basestring(value).encode("utf-8")
+        if kind is int:
+            return int.__repr__(value).encode("ascii")
+        if value is None:
+            return b"null"
+        if kind is bool:
+            return b"true" if value else b"false"
+        if self._iterencode is None or kind is float:
+            return self._encoder.encode(value).encode("utf-8")
+        return "".join(self._iterencode(value, 0)).encode("utf-8")
 
     def decode(self, data: bytes) -> Any:
         if not data:

@@ -277,7 +277,11 @@ class Engine:
     async def _durable_async(self, receipt: Tuple[int, bool]) -> None:
         if receipt[1]:
             return
-        await self._async_driver().watch_durable(receipt[0])
+        driver = self._async_driver()
+        if asyncio.get_running_loop() is driver.loop:
+            await driver.until_durable(receipt[0])
+        else:
+            await driver.watch_durable(receipt[0])
 
     # -- inspection -------------------------------------------------------------------------------
 
@@ -337,8 +341,7 @@ class Engine:
         status, run_id, outputs, _output, error, failed_step, failed_attempt, comp_errors, completed_at = outcome
         completed = _time(completed_at)
         if status == "completed":
-            value = {name: self.codec.decode(raw) for name, raw in outputs if raw}
-            return RunResult(run_id=run_id, status=status, value=value, error=None, completed_at=completed)
+            return RunResult(run_id, status, completed_at=completed, raw_outputs=outputs, decode=self.codec.decode)
         journal = self._journal(run_key)
         compensations = [CompensationError(step=name, error_type=e[0], message=e[1]) for name, e in comp_errors]
         if status == "cancelled":

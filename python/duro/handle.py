@@ -12,6 +12,15 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
+class _Expired(Exception):
+    pass
+
+
+def _expire(waiter: "asyncio.Future[Any]") -> None:
+    if not waiter.done():
+        waiter.set_exception(_Expired())
+
+
 class RunHandle:
     """Refers to a run by id; cheap to create, valid across restarts (``engine.handle(run_id)``)."""
 
@@ -48,12 +57,19 @@ class RunHandle:
         engine = self.engine
         engine._check_usable()
         waiter = engine._async_driver().watch_finished(self._run_key)
+        timer = None
+        if timeout is not None:
+            # Cheaper than asyncio.wait_for (one timer, no extra task): this runs once per run.
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
+            await waiter
+        except _Expired:
             raise ResultTimeout(
                 f"run {self.run_id!r} did not finish within {timeout}s; it goes on, wait again to get its result"
             ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         outcome = engine._core.wait_finished(self._run_key, 0.0)
         return self._interpret(outcome, timeout)
 

@@ -53,19 +53,49 @@ class RunError:
         return f"{self.error_type}{where}: {self.message}"
 
 
-@dataclass(frozen=True)
 class RunResult:
-    """How a run ended. ``value`` maps step names to their outputs."""
+    """How a run ended. ``value`` maps step names to their outputs (decoded on
+    first access), ``None`` unless the run completed."""
 
-    run_id: str
-    status: str
-    value: Optional[Dict[str, Any]]
-    error: Optional[RunError]
-    completed_at: Optional[datetime] = None
+    __slots__ = ("run_id", "status", "error", "completed_at", "_raw", "_decode", "_value")
+
+    def __init__(
+        self,
+        run_id: str,
+        status: str,
+        value: Optional[Dict[str, Any]] = None,
+        error: Optional[RunError] = None,
+        completed_at: Optional[datetime] = None,
+        raw_outputs: Optional[List[Any]] = None,
+        decode: Any = None,
+    ) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+        self.completed_at = completed_at
+        self._raw = raw_outputs
+        self._decode = decode
+        self._value = value
 
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def value(self) -> Optional[Dict[str, Any]]:
+        if self._value is None and self._raw is not None:
+            decode = self._decode
+            self._value = {name: decode(raw) for name, raw in self._raw if raw}
+            self._raw = None
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunResult):
+            return NotImplemented
+        return (self.run_id, self.status, self.value, self.error) == (other.run_id, other.status, other.value, other.error)
+
+    def __repr__(self) -> str:
+        return f"RunResult(run_id={self.run_id!r}, status={self.status!r}, value={self.value!r}, error={self.error!r})"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time
-import uuid
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -289,7 +289,8 @@ def workflow(
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """A random 128-bit id (what uuid4().hex gives, at a third of the cost)."""
+    return os.urandom(16).hex()
 
 
 __all__ = ["Workflow", "workflow", "StepSpec", "REGISTRY", "new_run_id", "_core"]

@@ -143,7 +143,8 @@ struct Inner {
     store: Arc<dyn Store>,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
-    workflows: RwLock<HashMap<(String, String), Arc<Registered>>>,
+    /// By name, then version (nested so lookups need no allocation).
+    workflows: RwLock<HashMap<String, HashMap<String, Arc<Registered>>>>,
     generations: std::sync::atomic::AtomicU64,
     table: Mutex<RunTable>,
     /// Unfinished runs of workflows not registered (yet) in this process.
@@ -256,7 +257,13 @@ impl Engine {
         let key = (def.name.clone(), def.version.clone());
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let registered = Arc::new(Registered { def, lane, generation });
-        self.inner.workflows.write().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), registered.clone());
+        self.inner
+            .workflows
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.0.clone())
+            .or_default()
+            .insert(key.1.clone(), registered.clone());
         let parked = lock(&self.inner.parked).remove(&key).unwrap_or_default();
         let now = self.inner.clock.now_ms();
         for run in parked {
@@ -280,7 +287,7 @@ impl Engine {
     }
 
     fn registered(&self, name: &str, version: &str) -> Option<Arc<Registered>> {
-        self.inner.workflows.read().unwrap_or_else(|p| p.into_inner()).get(&(name.to_owned(), version.to_owned())).cloned()
+        self.inner.registered(name, version)
     }
 
     fn check_open(&self) -> Result<(), EngineError> {
@@ -399,18 +406,51 @@ impl Engine {
 
     /// The attempt given by `Work::Execute` returned `output`.
     pub fn step_succeeded(&self, handle: Handle, seq: Seq, attempt: u32, output: Vec<u8>) -> Result<(), EngineError> {
+        self.step_succeeded_inline(handle, seq, attempt, output, false).map(|_| ())
+    }
+
+    /// Like `step_succeeded`; with `inline`, when the run's next action is
+    /// another step it is handed straight back with the store position the
+    /// caller must see durable (`durable_position() >=`) before running it,
+    /// instead of going through the lane. Event loops use this: awaiting one
+    /// shared durability notice is cheaper than a queue round trip per step.
+    pub fn step_succeeded_inline(
+        &self,
+        handle: Handle,
+        seq: Seq,
+        attempt: u32,
+        output: Vec<u8>,
+        inline: bool,
+    ) -> Result<Option<(ExecuteWork, u64)>, EngineError> {
         self.inner.config.limits.check_payload("step output", &output)?;
-        self.inner.finish_attempt(handle, seq, attempt, |run, now, out, _| {
+        self.inner.finish_attempt(handle, seq, attempt, inline, |run, now, out, _| {
             linear::step_succeeded(&mut run.state, seq, attempt, output, now, out).map(|_| ())
         })
     }
 
     /// The attempt given by `Work::Execute` failed.
     pub fn step_failed(&self, handle: Handle, seq: Seq, attempt: u32, error: ErrorInfo) -> Result<(), EngineError> {
-        self.inner.finish_attempt(handle, seq, attempt, |run, now, out, limits| {
+        self.step_failed_inline(handle, seq, attempt, error, false).map(|_| ())
+    }
+
+    /// Like `step_failed`, with `inline` as in `step_succeeded_inline`.
+    pub fn step_failed_inline(
+        &self,
+        handle: Handle,
+        seq: Seq,
+        attempt: u32,
+        error: ErrorInfo,
+        inline: bool,
+    ) -> Result<Option<(ExecuteWork, u64)>, EngineError> {
+        self.inner.finish_attempt(handle, seq, attempt, inline, |run, now, out, limits| {
             let def = &run.wf.def;
             linear::step_failed(&mut run.state, def, seq, attempt, error, limits, now, out).map(|_| ())
         })
+    }
+
+    /// Every store position at or below this is durable.
+    pub fn durable_position(&self) -> u64 {
+        self.inner.store.durable_position()
     }
 
     /// Records an event for the run; a wait for it continues.
@@ -611,6 +651,10 @@ fn timer_loop(inner: Weak<Inner>) {
 }
 
 impl Inner {
+    fn registered(&self, name: &str, version: &str) -> Option<Arc<Registered>> {
+        self.workflows.read().unwrap_or_else(|p| p.into_inner()).get(name)?.get(version).cloned()
+    }
+
     fn set_fatal(&self, cause: String) {
         lock(&self.fatal).get_or_insert(cause);
         self.finished_cv.notify_all();
@@ -645,14 +689,14 @@ impl Inner {
             // The events that decided it are durable now.
             return Ok(Some(Work::Execute(hand_out(run, handle, exec))));
         }
-        match self.decide(&mut table, handle, Vec::new())? {
+        match self.decide(&mut table, handle, Vec::new(), false)? {
             Decided::Ready => {
                 let run = table.get_mut(handle).expect("decided above");
                 let exec = run.pending.take().expect("Ready leaves the decision pending");
                 Ok(Some(Work::Execute(hand_out(run, handle, exec))))
             }
             Decided::Release(handle) => Ok(Some(Work::Release { handle })),
-            Decided::Later => Ok(None),
+            Decided::Later | Decided::Inline(..) => Ok(None),
             Decided::Block(error) => {
                 drop(table);
                 self.block(handle, error);
@@ -666,19 +710,22 @@ impl Inner {
     /// record. The decided work is handed out only once that record is
     /// durable, so every step's start is on disk before the step runs, and a
     /// step costs one fsync: its result and the next step's start share it.
-    fn decide(&self, table: &mut RunTable, handle: Handle, mut out: Vec<Event>) -> Result<Decided, EngineError> {
+    fn decide(&self, table: &mut RunTable, handle: Handle, mut out: Vec<Event>, inline: bool) -> Result<Decided, EngineError> {
         let Some(run) = table.get_mut(handle) else { return Ok(Decided::Later) };
         let now = self.clock.now_ms();
         let wf = run.wf.clone();
         let action = linear::next_action(&mut run.state, &wf.def, &self.config.limits, now, &mut out);
-        if !out.is_empty() {
-            self.append(run, handle, &out)?;
-        }
+        let receipt = if out.is_empty() { None } else { Some(self.append(run, handle, &out)?) };
         let action = match action {
             Ok(action) => action,
             Err(error) => return Ok(Decided::Block(error)),
         };
         match action {
+            Action::Execute(exec) if inline => {
+                // The caller continues the run itself once `position` is durable.
+                let position = receipt.filter(|r| !r.durable).map_or(0, |r| r.position);
+                Ok(Decided::Inline(hand_out(run, handle, exec), position))
+            }
             Action::Execute(exec) => {
                 run.pending = Some(exec);
                 if run.unacked == 0 {
@@ -765,8 +812,9 @@ impl Inner {
         handle: Handle,
         seq: Seq,
         attempt: u32,
+        inline: bool,
         record: impl FnOnce(&mut ActiveRun, Millis, &mut Vec<Event>, &Limits) -> Result<(), CoreError>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<(ExecuteWork, u64)>, EngineError> {
         if let Some(cause) = lock(&self.fatal).clone() {
             return Err(EngineError::Fatal(cause));
         }
@@ -788,9 +836,10 @@ impl Inner {
         record(run, self.clock.now_ms(), &mut out, &self.config.limits)?;
         let lane = run.wf.lane;
         run.phase = Phase::Queued;
-        let decided = self.decide(&mut table, handle, out)?;
+        let decided = self.decide(&mut table, handle, out, inline)?;
         drop(table);
         match decided {
+            Decided::Inline(work, position) => return Ok(Some((work, position))),
             // Durable already (an in-memory store): the next work is ready now.
             Decided::Ready => self.lanes[lane as usize].push_all([QueueItem::Run(handle)]),
             Decided::Release(handle) => {
@@ -799,7 +848,7 @@ impl Inner {
             Decided::Block(error) => self.block(handle, error),
             Decided::Later => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The store made appends durable: move their runs on.
@@ -873,8 +922,7 @@ impl Inner {
         }
         let events = self.store.events(run_key)?;
         let state = RunState::replay(run_key, &events)?;
-        let Some(wf) = self.workflows.read().unwrap_or_else(|p| p.into_inner()).get(&(state.workflow.clone(), state.version.clone())).cloned()
-        else {
+        let Some(wf) = self.registered(&state.workflow, &state.version) else {
             return Ok(None);
         };
         let phase = match linear::check_against(&state, &wf.def) {
@@ -1012,7 +1060,14 @@ impl Inner {
             return Ok(Receipt { position: 0, durable: true });
         };
         state.apply(&event)?;
-        Ok(self.store.append(run_key, state.event_count() - 1, std::slice::from_ref(&event), None)?)
+        let receipt = self.store.append(run_key, state.event_count() - 1, std::slice::from_ref(&event), None)?;
+        // When its workflow is registered, the run must see this input at once.
+        if let Some(parked) = lock(&self.parked).get_mut(&(state.workflow.clone(), state.version.clone())) {
+            if let Some(entry) = parked.iter_mut().find(|p| p.key == run_key) {
+                entry.wake_at_ms = Some(now);
+            }
+        }
+        Ok(receipt)
     }
 }
 
@@ -1021,6 +1076,9 @@ enum Decided {
     /// The decided work (`ActiveRun::pending`) can be handed out now: its
     /// events were durable at once.
     Ready,
+    /// Handed out to the caller that reported the previous step, to run once
+    /// the given store position is durable (0: it is).
+    Inline(ExecuteWork, u64),
     /// The run left memory; the caller should release its context.
     Release(Handle),
     /// Nothing to hand out until the store acknowledges.

@@ -171,10 +171,11 @@ impl Core {
     }
 
     /// Starts a run (or finds it): `(run_key, created, receipt)`. Does not wait for durability.
+    /// Keeps the GIL: it never blocks (an index lookup and an in-memory append), and
+    /// releasing it would hand it to a worker for a whole switch interval.
     #[pyo3(signature = (workflow, version, run_id, input, delay_ms=None))]
     fn start(
         &self,
-        py: Python<'_>,
         workflow: &str,
         version: &str,
         run_id: &str,
@@ -182,7 +183,7 @@ impl Core {
         delay_ms: Option<u64>,
     ) -> PyResult<(u64, bool, (u64, bool))> {
         let input = input.as_bytes().to_vec();
-        let started = py.detach(|| self.engine.start(workflow, version, run_id, input, delay_ms)).map_err(to_py)?;
+        let started = self.engine.start(workflow, version, run_id, input, delay_ms).map_err(to_py)?;
         Ok((started.run_key, started.created, receipt_tuple(started.receipt)))
     }
 
@@ -215,13 +216,44 @@ impl Core {
         PyList::new(py, items)
     }
 
-    fn step_ok(&self, handle: u64, seq: u32, attempt: u32, output: &Bound<'_, PyBytes>) -> PyResult<()> {
-        self.engine.step_succeeded(handle, seq, attempt, output.as_bytes().to_vec()).map_err(to_py)
+    /// Reports a step's output. With `inline`, returns `(next work, position)` when the
+    /// run's next step is decided: run it once `durable_position() >= position`.
+    #[pyo3(signature = (handle, seq, attempt, output, inline=false))]
+    fn step_ok<'py>(
+        &self,
+        py: Python<'py>,
+        handle: u64,
+        seq: u32,
+        attempt: u32,
+        output: &Bound<'_, PyBytes>,
+        inline: bool,
+    ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
+        let next = self.engine.step_succeeded_inline(handle, seq, attempt, output.as_bytes().to_vec(), inline).map_err(to_py)?;
+        next.map(|(work, position)| Ok((convert::work(py, &duro_engine::Work::Execute(work))?, position))).transpose()
     }
 
-    fn step_err(&self, handle: u64, seq: u32, attempt: u32, error_type: String, message: String, retryable: bool) -> PyResult<()> {
+    /// Reports a step's failure; `inline` as in `step_ok`.
+    #[pyo3(signature = (handle, seq, attempt, error_type, message, retryable, inline=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn step_err<'py>(
+        &self,
+        py: Python<'py>,
+        handle: u64,
+        seq: u32,
+        attempt: u32,
+        error_type: String,
+        message: String,
+        retryable: bool,
+        inline: bool,
+    ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
         let error = ErrorInfo { error_type, message, retryable };
-        self.engine.step_failed(handle, seq, attempt, error).map_err(to_py)
+        let next = self.engine.step_failed_inline(handle, seq, attempt, error, inline).map_err(to_py)?;
+        next.map(|(work, position)| Ok((convert::work(py, &duro_engine::Work::Execute(work))?, position))).transpose()
+    }
+
+    /// Every receipt position at or below this is durable.
+    fn durable_position(&self) -> u64 {
+        self.engine.durable_position()
     }
 
     fn send_event(&self, py: Python<'_>, run_key: u64, name: &str, payload: &Bound<'_, PyBytes>) -> PyResult<(u64, bool)> {
