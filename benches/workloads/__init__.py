@@ -1,0 +1,1 @@
+"""Measurement code that runs in a fresh process per measurement (see ../worker.py)."""
