@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from .errors import DuroError, EngineClosed, StoreFailed
-from ._runner import RELEASE, RunContext, Runner
+from ._runner import RELEASE, TASK, RunContext, Runner
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -183,14 +183,29 @@ class AsyncDriver:
                 ctx = self._contexts[handle]
             call = None
             try:
-                try:
-                    call = runner.resolve(work, ctx)
-                    value = await runner.call_async(call)
-                    raw = runner.encode(call, value)
-                except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
-                    nxt = runner.failed(work, ctx, call, exc, True)
+                spec = ctx.workflow.steps[work[4]] if work[0] == TASK else None
+                if spec is not None and spec.is_async and spec.timeout_ms is None and spec.arity < 3:
+                    # The common case, kept lean: a coroutine step without a timeout.
+                    try:
+                        if spec.arity == 1:
+                            value = await spec.fn(ctx.input)
+                        else:
+                            value = await spec.fn(ctx.input, ctx.prev)
+                        raw = runner.encode_output(spec.name, TASK, value)
+                    except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
+                        nxt = runner.failed(work, ctx, runner.resolve(work, ctx), exc, True)
+                    else:
+                        nxt = self._core.step_ok(handle, work[3], work[5], raw, True)
+                        ctx.prev._put(spec.name, raw)
                 else:
-                    nxt = runner.commit(work, ctx, call, raw, True)
+                    try:
+                        call = runner.resolve(work, ctx)
+                        value = await runner.call_async(call)
+                        raw = runner.encode(call, value)
+                    except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
+                        nxt = runner.failed(work, ctx, call, exc, True)
+                    else:
+                        nxt = runner.commit(work, ctx, call, raw, True)
             except (StoreFailed, EngineClosed):
                 log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
                 return

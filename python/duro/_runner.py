@@ -169,25 +169,28 @@ class Runner:
 
     def encode(self, call: Call, value: Any) -> bytes:
         """The checkpoint bytes of a return value; errors here fail the attempt (not retryable)."""
+        return self.encode_output(call.name, call.kind, value)
+
+    def encode_output(self, name: str, kind: int, value: Any) -> bytes:
         if type(value) not in _PLAIN_TYPES and inspect.isawaitable(value):
             close = getattr(value, "close", None)
             if close is not None:
                 close()
             raise TypeError(
-                f"{KIND_NAMES[call.kind]} {call.name!r} returned an awaitable; define the function with "
+                f"{KIND_NAMES[kind]} {name!r} returned an awaitable; define the function with "
                 "'async def' so duro awaits it"
             )
         try:
             raw = self.codec.encode(value)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise SerializationError(
-                f"the output of {KIND_NAMES[call.kind]} {call.name!r} cannot be encoded by the {self.codec.name} "
+                f"the output of {KIND_NAMES[kind]} {name!r} cannot be encoded by the {self.codec.name} "
                 f"codec ({type(value).__name__}: {describe(exc)}); return JSON-compatible data (dict, list, str, "
                 "int, float, bool, None), or open the engine with codec=duro.PickleCodec()"
             ) from exc
         if len(raw) > self.max_payload:
             raise PayloadTooLarge(
-                f"the output of {KIND_NAMES[call.kind]} {call.name!r} is {len(raw)} bytes, over the limit of "
+                f"the output of {KIND_NAMES[kind]} {name!r} is {len(raw)} bytes, over the limit of "
                 f"{self.max_payload}; store large data elsewhere and return a reference"
             )
         return raw
