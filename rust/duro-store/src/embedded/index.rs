@@ -7,12 +7,15 @@
 //! meta(key TEXT PRIMARY KEY, value INTEGER)   format_version, applied_lsn
 //! runs(run_key INTEGER PRIMARY KEY, run_id TEXT UNIQUE, workflow, version, status,
 //!      created_at, started_at, updated_at, completed_at, current_step, step_count,
-//!      completed_step_count, error_type, error_message, error_retryable, wake_at, event_count)
-//! events(run_key, position, body BLOB, PRIMARY KEY(run_key, position)) WITHOUT ROWID
+//!      completed_step_count, error_type, error_message, error_retryable, wake_at, event_count, crc)
+//! events(run_key, position, body BLOB, crc, PRIMARY KEY(run_key, position)) WITHOUT ROWID
 //! ```
 //!
 //! `events.body` is the journal codec's encoding of one event; `runs` is the
-//! summary folded from them. `applied_lsn` is committed in the same
+//! summary folded from them. Both tables carry a `crc` column (CRC32C of the
+//! row's content, see [`event_crc`] and [`summary_crc`]) checked on every
+//! read: SQLite does not checksum its pages, and a flipped byte inside a row
+//! must be reported, never returned. `applied_lsn` is committed in the same
 //! transaction as the rows it covers, so applying a log record twice is
 //! impossible and recovery re-applies exactly the records after it.
 //! Commits use `synchronous=NORMAL` (the log is the truth until released);
@@ -52,7 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error_message TEXT,
     error_retryable INTEGER,
     wake_at INTEGER,
-    event_count INTEGER NOT NULL
+    event_count INTEGER NOT NULL,
+    crc INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
@@ -61,13 +65,56 @@ CREATE TABLE IF NOT EXISTS events (
     run_key INTEGER NOT NULL,
     position INTEGER NOT NULL,
     body BLOB NOT NULL,
+    crc INTEGER NOT NULL,
     PRIMARY KEY (run_key, position)
 ) WITHOUT ROWID;
 ";
 
 const SUMMARY_COLUMNS: &str = "run_key, run_id, workflow, version, status, created_at, started_at, updated_at, \
      completed_at, current_step, step_count, completed_step_count, error_type, error_message, error_retryable, \
-     wake_at, event_count";
+     wake_at, event_count, crc";
+
+/// Checksum of an event row: its run, position and bytes.
+pub(crate) fn event_crc(run_key: RunKey, position: u32, body: &[u8]) -> u32 {
+    let mut crc = crc32c::crc32c(&run_key.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &position.to_le_bytes());
+    crc32c::crc32c_append(crc, body)
+}
+
+/// Checksum of a run row: every column shown to users, in a fixed order.
+pub(crate) fn summary_crc(s: &RunSummary) -> u32 {
+    fn put(crc: u32, bytes: &[u8]) -> u32 {
+        // Length first, so adjacent fields cannot trade bytes.
+        crc32c::crc32c_append(crc32c::crc32c_append(crc, &(bytes.len() as u32).to_le_bytes()), bytes)
+    }
+    fn opt(crc: u32, value: Option<u64>) -> u32 {
+        match value {
+            Some(v) => put(crc, &v.to_le_bytes()),
+            None => put(crc, &[]),
+        }
+    }
+    let mut crc = put(0, &s.run_key.to_le_bytes());
+    for text in [s.run_id.as_str(), s.workflow.as_str(), s.version.as_str(), s.status.as_str()] {
+        crc = put(crc, text.as_bytes());
+    }
+    crc = put(crc, &s.created_at_ms.to_le_bytes());
+    crc = opt(crc, s.started_at_ms);
+    crc = put(crc, &s.updated_at_ms.to_le_bytes());
+    crc = opt(crc, s.completed_at_ms);
+    crc = put(crc, s.current_step.as_deref().unwrap_or("\u{0}").as_bytes());
+    crc = put(crc, &s.step_count.to_le_bytes());
+    crc = put(crc, &s.completed_step_count.to_le_bytes());
+    match &s.error {
+        Some(e) => {
+            crc = put(crc, e.error_type.as_bytes());
+            crc = put(crc, e.message.as_bytes());
+            crc = put(crc, &[e.retryable as u8]);
+        }
+        None => crc = put(crc, &[]),
+    }
+    crc = opt(crc, s.wake_at_ms);
+    put(crc, &s.event_count.to_le_bytes())
+}
 
 pub(crate) struct Index {
     conn: Connection,
@@ -181,7 +228,7 @@ impl Index {
         let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut insert_event =
-                tx.prepare_cached("INSERT INTO events(run_key, position, body) VALUES (?1, ?2, ?3)").map_err(&err)?;
+                tx.prepare_cached("INSERT INTO events(run_key, position, body, crc) VALUES (?1, ?2, ?3, ?4)").map_err(&err)?;
             for (lsn, record_type, payload) in records {
                 if lsn <= applied.last_lsn {
                     continue;
@@ -228,7 +275,8 @@ impl Index {
                     } else {
                         summary.apply(&event);
                     }
-                    insert_event.execute(params![run.run_key as i64, position, body]).map_err(&err)?;
+                    let crc = event_crc(run.run_key, position, body);
+                    insert_event.execute(params![run.run_key as i64, position, body, crc]).map_err(&err)?;
                     if event.is_terminal() {
                         applied.finished.push(run.run_key);
                     }
@@ -239,7 +287,7 @@ impl Index {
             let mut upsert = tx
                 .prepare_cached(&format!(
                     "INSERT OR REPLACE INTO runs({SUMMARY_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
                 ))
                 .map_err(&err)?;
             for key in &touched {
@@ -267,6 +315,7 @@ impl Index {
                         error_retryable,
                         s.wake_at_ms.map(|v| v as i64),
                         s.event_count,
+                        summary_crc(s),
                     ])
                     .map_err(&err)?;
             }
@@ -308,7 +357,8 @@ fn load_summary(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Optio
 
 pub(crate) fn read_events(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
     let err = sql_err(path, "read a journal");
-    let mut stmt = conn.prepare_cached("SELECT position, body FROM events WHERE run_key = ?1 ORDER BY position").map_err(&err)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT position, body, crc FROM events WHERE run_key = ?1 ORDER BY position").map_err(&err)?;
     let mut rows = stmt.query([run_key as i64]).map_err(&err)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(&err)? {
@@ -323,6 +373,13 @@ pub(crate) fn read_events(conn: &Connection, path: &Path, run_key: RunKey) -> Re
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
+        let crc: i64 = row.get(2).map_err(&err)?;
+        if crc != event_crc(run_key, position as u32, body) as i64 {
+            return Err(StoreError::IndexCorrupt {
+                path: path.to_path_buf(),
+                detail: format!("table events, run #{run_key} position {position}: checksum mismatch"),
+            });
+        }
         events.push(decode_event(body).map_err(|e| StoreError::IndexCorrupt {
             path: path.to_path_buf(),
             detail: format!("run #{run_key} event {position}: {e}"),
@@ -364,6 +421,31 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     })
 }
 
+/// Reads a run row and checks its checksum (a mismatch is reported as a conversion failure
+/// on the `crc` column, turned into `IndexCorrupt` by [`corrupt_rows`]).
+fn checked_summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    let summary = summary_from_row(row)?;
+    let crc: i64 = row.get(17)?;
+    if crc != summary_crc(&summary) as i64 {
+        return Err(rusqlite::Error::FromSqlConversionFailure(
+            17,
+            rusqlite::types::Type::Integer,
+            format!("table runs, run #{} ({:?}): checksum mismatch", summary.run_key, summary.run_id).into(),
+        ));
+    }
+    Ok(summary)
+}
+
+/// Turns a failed row conversion (a bad checksum, an unknown status) into `IndexCorrupt`.
+fn corrupt_rows<'p>(path: &'p Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
+    move |source| match source {
+        rusqlite::Error::FromSqlConversionFailure(_, _, detail) => {
+            StoreError::IndexCorrupt { path: path.to_path_buf(), detail: detail.to_string() }
+        }
+        other => sql_err(path, op)(other),
+    }
+}
+
 /// Queries on the read connection.
 pub(crate) struct Reader {
     pub(crate) conn: Connection,
@@ -372,10 +454,10 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub(crate) fn summary_by_id(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
-        let err = sql_err(&self.path, "read a run");
+        let err = corrupt_rows(&self.path, "read a run");
         let mut stmt =
             self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_id = ?1")).map_err(&err)?;
-        stmt.query_row([run_id], summary_from_row).optional().map_err(&err)
+        stmt.query_row([run_id], checked_summary).optional().map_err(&err)
     }
 
     pub(crate) fn run_key_of(&self, run_id: &str) -> Result<Option<RunKey>, StoreError> {
@@ -385,14 +467,29 @@ impl Reader {
     }
 
     pub(crate) fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
-        let err = sql_err(&self.path, "read a run");
+        let err = corrupt_rows(&self.path, "read a run");
         let mut stmt =
             self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1")).map_err(&err)?;
-        stmt.query_row([run_key as i64], summary_from_row).optional().map_err(&err)
+        stmt.query_row([run_key as i64], checked_summary).optional().map_err(&err)
     }
 
+    /// The run's journal, checked against its summary's event count (rows that
+    /// went missing are corruption too).
     pub(crate) fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
-        read_events(&self.conn, &self.path, run_key)
+        let events = read_events(&self.conn, &self.path, run_key)?;
+        if let Some(summary) = self.summary_by_key(run_key)? {
+            if events.len() != summary.event_count as usize {
+                return Err(StoreError::IndexCorrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "run #{run_key} has {} events in table events but its summary counts {}",
+                        events.len(),
+                        summary.event_count
+                    ),
+                });
+            }
+        }
+        Ok(events)
     }
 
     pub(crate) fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
@@ -425,8 +522,8 @@ impl Reader {
         args.push((filter.effective_limit() as i64).into());
         sql.push_str(&format!(" ORDER BY created_at DESC, run_key DESC LIMIT ?{}", args.len()));
         let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), summary_from_row).map_err(&err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), checked_summary).map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(corrupt_rows(&self.path, "list runs"))
     }
 
     pub(crate) fn unfinished(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
@@ -438,7 +535,7 @@ impl Reader {
                  ORDER BY run_key LIMIT ?1"
             ))
             .map_err(&err)?;
-        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], summary_from_row).map_err(&err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], checked_summary).map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(corrupt_rows(&self.path, "list unfinished runs"))
     }
 }

@@ -95,6 +95,18 @@ pub struct EmbeddedStats {
     pub applied_lsn: u64,
 }
 
+/// Creates (0600) and opens the index file.
+fn open_index(index_path: &Path) -> Result<Index, StoreError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(index_path)
+        .map_err(|source| StoreError::Io { op: "create the index", path: index_path.to_path_buf(), source })?;
+    Index::open(index_path)
+}
+
 impl EmbeddedStore {
     /// Opens (creating if missing) the store in `dir` and recovers it.
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
@@ -114,19 +126,34 @@ impl EmbeddedStore {
         }
         let dir_lock = DirLock::acquire(&dir)?;
 
-        let index_path = dir.join("index.sqlite3");
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&index_path)
-            .map_err(|source| StoreError::Io { op: "create the index", path: index_path.clone(), source })?;
-        let mut index = Index::open(&index_path)?;
-
         let (tx, rx) = mpsc::channel();
         let relay = Arc::new(Relay::new(tx.clone()));
         let (wal, recovery) = Wal::open(options.fs.clone(), &dir.join("wal"), options.wal.clone(), relay.clone())?;
+        // The log holds the whole history while nothing was released from it yet.
+        let log_is_complete = recovery.records.first().map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
+
+        let index_path = dir.join("index.sqlite3");
+        let mut index = match open_index(&index_path) {
+            Ok(index) => index,
+            Err(StoreError::IndexCorrupt { detail, .. }) if log_is_complete => {
+                // Rebuilt from the log below; the damaged file is kept for inspection.
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let aside = dir.join(format!("index.sqlite3.corrupt-{stamp}"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let from = dir.join(format!("index.sqlite3{suffix}"));
+                    if from.exists() {
+                        let to = dir.join(format!("index.sqlite3.corrupt-{stamp}{suffix}"));
+                        std::fs::rename(&from, to)
+                            .map_err(|source| StoreError::Io { op: "move the corrupt index aside", path: from, source })?;
+                    }
+                }
+                eprintln!("duro: the run index was corrupt ({detail}); rebuilt it from the log (the old file is {})", aside.display());
+                open_index(&index_path)?
+            }
+            Err(error) => return Err(error),
+        };
 
         // Bring the index up to the log: after a crash this is the rebuild.
         for chunk in recovery.records.chunks(4_096) {
