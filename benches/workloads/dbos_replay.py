@@ -76,6 +76,7 @@ def resume(p: Dict[str, Any]) -> Dict[str, Any]:
             "open_to_result_ms": (done - t0) * 1e3,
             "us_per_recorded_step": (last_started - t0) * 1e6 / n,
             "engine_open_ms": (opened - t0) * 1e3,
+            "us_per_step_after_open": (last_started - opened) * 1e6 / n,
         },
         "done_wall": done_wall,
         "error": error,
