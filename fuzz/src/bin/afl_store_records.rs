@@ -1,0 +1,12 @@
+//! AFL target `store_records`: see `TARGETS` in src/lib.rs and fuzz/README.md.
+
+use duro_fuzz::fuzzkit::CountingAlloc;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        duro_fuzz::check("store_records", data);
+    });
+}
