@@ -27,8 +27,10 @@ const GATHER: Duration = Duration::from_millis(5);
 /// Apply at once when this many records are queued.
 const GATHER_RECORDS: usize = 8_192;
 
-/// Receives the log's durability notifications on the writer thread: tells
-/// the engine (acknowledgements) first, then queues the batch for the index.
+/// Receives the log's durability notifications on the writer thread: queues
+/// the batch for the index first, then tells the engine (acknowledgements).
+/// That order matters: a reader may hold the engine's locks while it waits
+/// for the index to catch up, so the index must never wait for the engine.
 pub(crate) struct Relay {
     ack: Mutex<Option<Arc<dyn AckSink>>>,
     tx: Mutex<Sender<IndexerMsg>>,
@@ -46,15 +48,15 @@ impl Relay {
 
 impl DurableSink for Relay {
     fn durable(&self, batch: Arc<DurableBatch>) {
+        // A closed channel means the store is shutting down; the records are
+        // in the log and the next open applies them.
+        let _ = lock(&self.tx).send(IndexerMsg::Batch(batch.clone()));
         let ack = lock(&self.ack).clone();
         if let Some(ack) = ack {
             if !batch.tokens().is_empty() {
                 ack.durable(batch.tokens());
             }
         }
-        // A closed channel means the store is shutting down; the records are
-        // in the log and the next open applies them.
-        let _ = lock(&self.tx).send(IndexerMsg::Batch(batch));
     }
 
     fn failed(&self, tokens: &[u64], error: &WalError) {
