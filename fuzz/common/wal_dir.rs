@@ -11,6 +11,7 @@
 //!              header CRC and payload CRC, walking the frames from offset 32; lets the
 //!              fuzzer reach past the CRCs into LSNs, epochs, lengths and segment numbers
 //! flags bit 2  after a successful open: append a record, close, reopen, check it is there
+//! flags bit 3  the same with ten 1000-byte records (rotates through a few segments)
 //! name 0x00..=0x7f  segment `name` ({:020}.wal)
 //! name 0x80..=0xbf  an unfinished segment ({:020}.wal.tmp) numbered name & 0x3f
 //! name 0xc0..=0xf7  a file that is not a segment (see JUNK_NAMES)
@@ -37,6 +38,7 @@ pub const FLAG_SYNC_START: u8 = 1;
 pub const FLAG_PREALLOCATE: u8 = 1;
 pub const FLAG_FIX_CRCS: u8 = 2;
 pub const FLAG_APPEND_AFTER: u8 = 4;
+pub const FLAG_APPEND_MANY: u8 = 8;
 
 pub const JUNK_NAMES: [&str; 8] = [
     "LOCK",
@@ -268,19 +270,29 @@ pub fn wal_target(data: &[u8]) -> Result<(), String> {
             second.next_lsn
         ));
     }
-    if input.flags & FLAG_APPEND_AFTER == 0 {
+    if input.flags & (FLAG_APPEND_AFTER | FLAG_APPEND_MANY) == 0 {
         return wal.close().map_err(|e| format!("close after the second open failed: {e}"));
     }
-    let lsn = wal
-        .append(&[Record::new(7, b"appended after recovery")], None)
-        .map_err(|e| format!("append after recovery failed: {e}"))?;
+    // Append after recovery: one small record, or enough big ones to fill a few segments
+    // (rotation from whatever state recovery left: spare segments, odd sizes and numbers).
+    let (count, size) = if input.flags & FLAG_APPEND_MANY != 0 { (10, 1000) } else { (1, 23) };
+    let payloads: Vec<Vec<u8>> = (0..count).map(|i| vec![b'a' + i as u8; size]).collect();
+    let mut lsn = 0;
+    for payload in &payloads {
+        lsn = wal.append(&[Record::new(7, payload)], None).map_err(|e| format!("append after recovery failed: {e}"))?;
+    }
     wal.wait_durable(lsn).map_err(|e| format!("wait after recovery failed: {e}"))?;
     wal.close().map_err(|e| format!("close after the append failed: {e}"))?;
     let (wal, third) = open(&fs, input.flags).map_err(|e| format!("reopen after an append failed: {e}"))?;
     check_recovery(&third, "third open")?;
-    let last = third.records.last().ok_or("the appended record was lost")?;
-    if last.lsn != lsn || last.payload != b"appended after recovery" {
-        return Err(format!("the appended record (LSN {lsn}) was not recovered, last is LSN {}", last.lsn));
+    let tail: Vec<&[u8]> = third.records.iter().rev().take(count).rev().map(|r| r.payload.as_slice()).collect();
+    let expected: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    if tail != expected || third.records.last().map(|r| r.lsn) != Some(lsn) {
+        return Err(format!(
+            "the {count} appended records (last LSN {lsn}) were not recovered; {} records, last LSN {:?}",
+            third.records.len(),
+            third.records.last().map(|r| r.lsn)
+        ));
     }
     wal.close().map_err(|e| format!("close after the third open failed: {e}"))
 }
@@ -349,6 +361,7 @@ pub fn seed_dirs() -> Vec<DirInput> {
             wal.close().expect("close");
             seeds.push(collect(&fs, flags));
             seeds.push(collect(&fs, flags | FLAG_FIX_CRCS | FLAG_APPEND_AFTER));
+            seeds.push(collect(&fs, flags | FLAG_APPEND_MANY));
         }
         // Crashes in the middle of a workload, with each kind of damage to unsynced data.
         let total_ops = {
@@ -581,7 +594,7 @@ pub fn mutate_dir(rng: &mut Rng, input: &mut DirInput, seeds: &[DirInput]) {
                     }
                 }
             }
-            _ => input.flags ^= 1 << rng.below(3),
+            _ => input.flags ^= 1 << rng.below(4),
         }
     }
     input.files.truncate(12);
