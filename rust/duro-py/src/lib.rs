@@ -114,11 +114,13 @@ impl Core {
                 None => Arc::new(MemoryStore::new()),
                 Some(dir) => {
                     let mut wal = WalOptions::default();
+                    // Records hold a payload plus framing; keep room for the largest payload,
+                    // and segments big enough for the largest record.
+                    wal.max_record_size = wal.max_record_size.max((config.limits.max_payload_bytes as u32).saturating_mul(2));
+                    wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
                     if let Some(size) = segment_size {
                         wal.segment_size = size;
                     }
-                    // Records hold a payload plus framing; keep room for the largest payload.
-                    wal.max_record_size = wal.max_record_size.max((config.limits.max_payload_bytes as u32).saturating_mul(2));
                     if !fsync {
                         wal.sync = SyncMode::None;
                     }
