@@ -405,7 +405,7 @@ pub fn record_seeds() -> Vec<LogInput> {
     seeds
 }
 
-/// Seeds at the edges that real stores never write (run key u64::MAX, a record without
+/// Seeds at the edges that real stores never write (run keys near u64::MAX, a record without
 /// events, two runs with one run id): fuzzed, not required to open cleanly.
 pub fn edge_seeds() -> Vec<LogInput> {
     let start = encode(&sample_events()[0]);
@@ -413,6 +413,10 @@ pub fn edge_seeds() -> Vec<LogInput> {
         LogInput {
             flags: 0,
             records: vec![(RUN_EVENTS, encode_run_record(u64::MAX, 0, std::slice::from_ref(&start)))],
+        },
+        LogInput {
+            flags: 0,
+            records: vec![(RUN_EVENTS, encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)))],
         },
         LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(1, 0, &[]))] },
         LogInput {

@@ -46,6 +46,11 @@ fn fuzz_store_records() {
     let mut campaign = Campaign::new("store_records", Limits::default())
         .known_bug("rust/duro-store/src/embedded/mod.rs", "index.max_run_key()? + 1", "regression_run_key_u64_max")
         .known_bug("rust/duro-store/src/embedded/index.rs", "self.cache[key]", "regression_record_without_events")
+        .known_bug(
+            "rust/duro-store/src/embedded/mod.rs",
+            "registry.next_key += 1",
+            "regression_start_after_run_key_u64_max_minus_1",
+        )
         .known_problem(
             "UNIQUE constraint failed: events.run_key, events.position",
             "regression_one_run_id_two_run_keys",
@@ -72,7 +77,7 @@ fn fuzz_index_rows() {
     let seeds = fixture.seeds();
     let mut rng = Rng::new(seed() ^ 1);
     let mut campaign = Campaign::new("index_rows", Limits::default());
-    let total = scaled(40_000);
+    let total = scaled(30_000);
     for i in 0..total {
         let input =
             if (i as usize) < seeds.len() { seeds[i as usize].clone() } else { next_input(&mut rng, &seeds, 1024) };
@@ -132,6 +137,20 @@ fn regression_run_key_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
     let start = events::encode(&events::sample_events()[0]);
     let input = LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(u64::MAX, 0, &[start]))] };
+    assert_eq!(store_target(&input.to_bytes()), Ok(()));
+}
+
+/// A run whose key is u64::MAX - 1: open works (the next key is u64::MAX), the first
+/// start_run takes key u64::MAX and then computes the key after it.
+#[test]
+#[ignore = "bug: start_run panics (attempt to add with overflow, embedded/mod.rs `registry.next_key += 1`) after opening a log whose largest run key is u64::MAX - 1"]
+fn regression_start_after_run_key_u64_max_minus_1() {
+    let _one_at_a_time = fuzzkit::exclusive();
+    let start = events::encode(&events::sample_events()[0]);
+    let input = LogInput {
+        flags: 0,
+        records: vec![(RUN_EVENTS, encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)))],
+    };
     assert_eq!(store_target(&input.to_bytes()), Ok(()));
 }
 
