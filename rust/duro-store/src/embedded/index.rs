@@ -116,6 +116,10 @@ pub(crate) fn summary_crc(s: &RunSummary) -> u32 {
     put(crc, &s.event_count.to_le_bytes())
 }
 
+/// Summaries kept for folding new events into; beyond this many, the cache is
+/// dropped (a dormant run's summary is refolded from its events when it wakes).
+const SUMMARY_CACHE_LIMIT: usize = 4_096;
+
 pub(crate) struct Index {
     conn: Connection,
     path: PathBuf,
@@ -156,7 +160,9 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err(path, "configure"))?;
     }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err(path, "configure"))?;
-    conn.pragma_update(None, "cache_size", -16_000).map_err(sql_err(path, "configure"))?;
+    // 4 MiB of page cache per connection: appends touch the tail of each B-tree, and
+    // memory per idle run matters more than re-reading cold pages.
+    conn.pragma_update(None, "cache_size", -4_000).map_err(sql_err(path, "configure"))?;
     Ok(conn)
 }
 
@@ -326,6 +332,10 @@ impl Index {
         self.applied_lsn = applied.last_lsn;
         for key in &applied.finished {
             self.cache.remove(key);
+        }
+        if self.cache.len() > SUMMARY_CACHE_LIMIT {
+            // Mostly dormant runs (sleeping, waiting): refolded from their events when touched.
+            self.cache.clear();
         }
         Ok(applied)
     }
