@@ -37,8 +37,10 @@ case $target in
     decode_event | index_rows) max_len=4096 ;;
     *) max_len=65536 ;;
 esac
+dict=()
+[ -f dict/"$target".dict ] && dict=(-x dict/"$target".dict)
 mkdir -p out
-nice -n 10 cargo afl fuzz -V "$seconds" -G "$max_len" -i corpus/"$target" -o out/"$target" "$@" \
+nice -n 10 cargo afl fuzz -V "$seconds" -G "$max_len" "${dict[@]}" -i corpus/"$target" -o out/"$target" "$@" \
     "$build/afl/release/afl_$target"
 
 stats=out/$target/default/fuzzer_stats

@@ -653,14 +653,14 @@ impl Campaign {
 
 /// Whether a reported problem is a known one: `file|snippet` for a panic in `file` at a line
 /// containing `snippet`, else a substring of the problem's text.
-fn matches_known(problem: &str, pattern: &str) -> bool {
+pub fn matches_known(problem: &str, pattern: &str) -> bool {
     let Some((file, snippet)) = pattern.split_once('|') else {
         return problem.contains(pattern);
     };
-    let Some(at) = problem.find(" panicked at ") else {
+    let Some(at) = problem.find("panicked at ") else {
         return false;
     };
-    let mut parts = problem[at + " panicked at ".len()..].splitn(3, ':');
+    let mut parts = problem[at + "panicked at ".len()..].splitn(3, ':');
     let (Some(path), Some(line)) = (parts.next(), parts.next().and_then(|l| l.parse::<usize>().ok())) else {
         return false;
     };

@@ -2,7 +2,8 @@
 //! write the seed corpus.
 //!
 //! ```text
-//! replay <target> <file or directory>...    run each input, print ok / FAILED per input
+//! replay <target> <file or directory>...    run each input: ok, KNOWN (a reported bug, see
+//!                                           KNOWN_BUGS in src/lib.rs) or FAILED (new)
 //! replay --corpus <dir>                     write every target's seeds to <dir>/<target>/
 //! replay --list                             the targets
 //! ```
@@ -11,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use duro_fuzz::fuzzkit::CountingAlloc;
-use duro_fuzz::{check, seeds, TARGETS};
+use std::sync::Mutex;
+
+use duro_fuzz::{check, known_bug, seeds, TARGETS};
+
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -58,21 +63,41 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(target) if args.len() >= 2 && TARGETS.iter().any(|(n, _)| *n == target) => {
-            let mut failed = 0;
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                    (Some(s), _) => s.to_string(),
+                    (_, Some(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+                PANICS.lock().unwrap_or_else(|p| p.into_inner()).push(format!("panicked at {location}: {message}"));
+                previous(info);
+            }));
+            let (mut known, mut new) = (0, 0);
             let files = inputs(&args[1..]);
             for file in &files {
                 let data = std::fs::read(file).expect("read an input");
+                PANICS.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 let outcome = std::panic::catch_unwind(|| check(target, &data));
+                let panics = std::mem::take(&mut *PANICS.lock().unwrap_or_else(|p| p.into_inner()));
                 match outcome {
-                    Ok(()) => println!("ok      {}", file.display()),
-                    Err(_) => {
-                        failed += 1;
-                        println!("FAILED  {} (the panic above)", file.display());
+                    Ok(()) if panics.is_empty() => println!("ok      {}", file.display()),
+                    _ => {
+                        // Known when every panic (a broken property panics too) is a known bug.
+                        let tests: Vec<Option<&str>> = panics.iter().map(|p| known_bug(target, p)).collect();
+                        if !tests.is_empty() && tests.iter().all(Option::is_some) {
+                            known += 1;
+                            println!("KNOWN   {} (bug with regression test {})", file.display(), tests[0].unwrap());
+                        } else {
+                            new += 1;
+                            println!("FAILED  {}: {}", file.display(), panics.join("; "));
+                        }
                     }
                 }
             }
-            println!("replay {target}: {} inputs, {failed} failed", files.len());
-            if failed == 0 {
+            println!("replay {target}: {} inputs, {new} new failures, {known} known bugs", files.len());
+            if new == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
