@@ -42,6 +42,11 @@ def _resolve(waiter: Waiter, value: Any) -> None:
         pass  # that loop is closed; nobody waits any more
 
 
+def _set_exception(future: "asyncio.Future[Any]", failure: BaseException) -> None:
+    if not future.done():
+        future.set_exception(failure)
+
+
 def _fail_closed(future: "asyncio.Future[Any]") -> None:
     if not future.done():
         future.set_exception(EngineClosed("the engine was closed"))
@@ -118,9 +123,12 @@ class AsyncDriver:
             works = core.take_work(ASYNC_LANE, 4096)
         except EngineClosed:
             works = []
-        except DuroError:
-            log.exception("duro: taking async work failed")
-            works = []
+        except DuroError as failure:
+            # The store failed: nothing will become durable or finish any more.
+            # Everyone waiting hears it now instead of waiting forever.
+            log.error("duro: %s", failure)
+            self._fail_waiters(failure)
+            return
         for work in works:
             self._dispatch(work)
         finished = core.take_finished()
@@ -137,6 +145,24 @@ class AsyncDriver:
                 ready += [w for pos in durable for w in self._durable.pop(pos, [])]
             for waiter in ready:
                 _resolve(waiter, True)
+
+    def _fail_waiters(self, failure: BaseException) -> None:
+        rounds = list(self._rounds.values())
+        self._rounds.clear()
+        nexts = list(self._next.values())
+        self._next.clear()
+        for future in rounds + nexts:
+            if not future.done():
+                future.set_exception(failure)
+        with self._lock:
+            waiters = [w for ws in self._finished.values() for w in ws] + [w for ws in self._durable.values() for w in ws]
+            self._finished.clear()
+            self._durable.clear()
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_set_exception, future, failure)
+            except RuntimeError:
+                pass
 
     def _dispatch(self, work: Any) -> None:
         handle = work[1]
@@ -209,15 +235,18 @@ class AsyncDriver:
             except (StoreFailed, EngineClosed):
                 log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
                 return
-            if nxt is None:
-                # Dormant, ended, or continued later through the lane.
-                future: "asyncio.Future[Any]" = self.loop.create_future()
-                self._next[handle] = future
-                work = await future
-                continue
-            work, position = nxt
-            if position > self._durable_seen:
-                await self.until_durable(position)
+            try:
+                if nxt is None:
+                    # Dormant, ended, or continued later through the lane.
+                    future: "asyncio.Future[Any]" = self.loop.create_future()
+                    self._next[handle] = future
+                    work = await future
+                    continue
+                work, position = nxt
+                if position > self._durable_seen:
+                    await self.until_durable(position)
+            except DuroError:
+                return  # the store failed (already logged); the run resumes on reopen
 
     def stop(self) -> None:
         if self._stopped:

@@ -382,13 +382,17 @@ impl Engine {
                     }
                 }
                 Popped::TimedOut => return Ok(None),
-                Popped::Closed => return Err(EngineError::Closed),
+                Popped::Closed => return Err(self.inner.closed_error()),
             }
         }
     }
 
     /// Takes up to `max` works of `lane` without waiting (for event loops).
     pub fn take_work(&self, lane: LaneId, max: usize) -> Result<Vec<Work>, EngineError> {
+        if let Some(cause) = lock(&self.inner.fatal).clone() {
+            // Event loops learn of a store failure here (the notifier was signalled).
+            return Err(EngineError::Fatal(cause));
+        }
         let mut works = Vec::new();
         while works.len() < max {
             let items = self.inner.lanes[lane as usize].drain(max - works.len());
@@ -651,6 +655,14 @@ fn timer_loop(inner: Weak<Inner>) {
 }
 
 impl Inner {
+    /// Why the lanes are closed: the store failed, or the engine was closed.
+    fn closed_error(&self) -> EngineError {
+        match lock(&self.fatal).clone() {
+            Some(cause) => EngineError::Fatal(cause),
+            None => EngineError::Closed,
+        }
+    }
+
     fn registered(&self, name: &str, version: &str) -> Option<Arc<Registered>> {
         self.workflows.read().unwrap_or_else(|p| p.into_inner()).get(name)?.get(version).cloned()
     }
@@ -661,6 +673,8 @@ impl Inner {
         for lane in &self.lanes {
             lane.close();
         }
+        // Event loops wait on the notifier; they find the failure in take_work.
+        self.notifier.signal();
     }
 
     /// Appends `events` (already applied to the run's state) as one store

@@ -362,7 +362,6 @@ fn engine_with_failing_sync(def: &WorkflowDef, lane: LaneId) -> (Engine, Arc<Sim
 /// Expected: `Err(e)` with `e.is_store_failure()` and a message saying to
 /// reopen the store. Actual: `Err(EngineError::Closed)`, "the engine is closed".
 #[test]
-#[ignore = "bug: after a failed fsync next_work returns EngineError::Closed (\"the engine is closed\") instead of the fatal store error that says to reopen"]
 fn next_work_reports_the_store_failure() {
     let w = workload("io-sequence");
     let def = Workload { steps: 3, ..w.clone() }.def();
@@ -400,7 +399,6 @@ fn next_work_reports_the_store_failure() {
 /// notice arrives that lets the caller find out). Actual: nothing but
 /// `Ok([])` and empty notices: the caller waits forever.
 #[test]
-#[ignore = "bug: an event-loop caller (take_work + step_succeeded_inline + watch_durable) is never told the store failed; take_work keeps returning Ok([]) and the durable notice never comes"]
 fn event_loop_callers_learn_of_the_store_failure() {
     let w = workload("io-sequence");
     let def = Workload { steps: 3, ..w.clone() }.def();

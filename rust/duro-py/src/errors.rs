@@ -28,7 +28,9 @@ fn store_error(error: &RustStoreError) -> PyErr {
     let message = error.to_string();
     match error {
         RustStoreError::Locked { .. } | RustStoreError::LockedHere { .. } => StoreLocked::new_err(message),
-        RustStoreError::IndexCorrupt { .. } | RustStoreError::BadRecord { .. } => CorruptionError::new_err(message),
+        RustStoreError::IndexCorrupt { .. } | RustStoreError::BadRecord { .. } | RustStoreError::LogBehindIndex { .. } => {
+            CorruptionError::new_err(message)
+        }
         RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => CorruptionError::new_err(message),
         RustStoreError::NewerFormat { .. } | RustStoreError::Wal(duro_wal::WalError::NewerFormat { .. }) => {
             NewerFormat::new_err(message)

@@ -23,6 +23,12 @@ pub enum StoreError {
          time: stop the other process, or use a PostgreSQL store for several workers"
     )]
     Locked { path: PathBuf, holder: String },
+    #[error(
+        "the log at {path} ends before LSN {log_next} but the run index already holds records up to LSN {applied}: \
+         log segments were lost or replaced; refusing to open (new records would be skipped). Restore the directory \
+         from a backup"
+    )]
+    LogBehindIndex { path: PathBuf, log_next: u64, applied: u64 },
     #[error("the store at {path} is already open in this process; close the other engine first, or share it")]
     LockedHere { path: PathBuf },
     #[error("cannot {op} {path}: {source}; check that the directory exists and this user may read and write it")]

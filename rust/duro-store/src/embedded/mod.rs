@@ -155,6 +155,15 @@ impl EmbeddedStore {
             Err(error) => return Err(error),
         };
 
+        // The index only ever applies durable records, so it can never be ahead of the log;
+        // if it is, segments were lost or replaced, and appending would reuse LSNs it skips.
+        if index.applied_lsn() >= recovery.next_lsn {
+            return Err(StoreError::LogBehindIndex {
+                path: dir.join("wal"),
+                log_next: recovery.next_lsn,
+                applied: index.applied_lsn(),
+            });
+        }
         // Bring the index up to the log: after a crash this is the rebuild.
         for chunk in recovery.records.chunks(4_096) {
             index.apply(chunk.iter().map(|r| (r.lsn, r.record_type, r.payload.as_slice())))?;
