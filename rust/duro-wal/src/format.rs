@@ -211,9 +211,15 @@ pub struct ValidRecord {
 /// Validates the whole record at `offset` of `segment`: header CRC, the segment's epoch, the
 /// payload fitting inside the segment, payload CRC. `None` if anything is off. Never
 /// allocates: a garbage length can cost at most a bounds check.
+/// The largest LSN and segment number a log may hold. Far beyond anything
+/// real (2^62 records), and far enough below `u64::MAX` that counting on
+/// from any valid value can never overflow: a larger one is corruption.
+pub const MAX_LSN: u64 = 1 << 62;
+pub const MAX_SEGMENT_NO: u64 = 1 << 62;
+
 pub fn validate_record_at(segment: &[u8], offset: usize, epoch: u32) -> Option<ValidRecord> {
     let header = decode_record_header(segment.get(offset..)?)?;
-    if header.epoch != epoch {
+    if header.epoch != epoch || header.lsn == 0 || header.lsn > MAX_LSN {
         return None;
     }
     let payload_offset = offset + RECORD_HEADER_SIZE;

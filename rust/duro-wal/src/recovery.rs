@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::WalError;
 use crate::format::{
-    decode_segment_header, is_tmp_segment_name, parse_segment_name, validate_record_at,
+    decode_segment_header, is_tmp_segment_name, parse_segment_name, validate_record_at, MAX_SEGMENT_NO,
     HeaderError, FORMAT_VERSION, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
 };
 use crate::fs::{Fs, FsFile, OpenOptions};
@@ -153,6 +153,14 @@ pub(crate) fn recover(
 
     let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
+    if let Some(&too_big) = numbers.iter().find(|&&n| n > MAX_SEGMENT_NO) {
+        return Err(WalError::Corrupt {
+            file: segment_path(dir, too_big),
+            offset: 0,
+            lsn: None,
+            detail: format!("segment number {too_big} is beyond any this log writes ({MAX_SEGMENT_NO})"),
+        });
+    }
     if numbers.is_empty() {
         return Ok(Recovered {
             recovery: Recovery {

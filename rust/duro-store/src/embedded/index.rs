@@ -116,6 +116,10 @@ pub(crate) fn summary_crc(s: &RunSummary) -> u32 {
     put(crc, &s.event_count.to_le_bytes())
 }
 
+/// Run keys count from 1; one beyond 2^62 cannot come from this store (and
+/// counting on from it could overflow), so it is corruption.
+const MAX_RUN_KEY: RunKey = 1 << 62;
+
 /// Summaries kept for folding new events into; beyond this many, the cache is
 /// dropped (a dormant run's summary is refolded from its events when it wakes).
 const SUMMARY_CACHE_LIMIT: usize = 4_096;
@@ -246,6 +250,9 @@ impl Index {
                     });
                 }
                 let run = record::decode(payload).map_err(|detail| StoreError::BadRecord { lsn, detail })?;
+                if run.run_key == 0 || run.run_key > MAX_RUN_KEY {
+                    return Err(StoreError::BadRecord { lsn, detail: format!("run key {} is out of range", run.run_key) });
+                }
                 for (i, body) in run.events.iter().enumerate() {
                     let event = decode_event(body).map_err(|e| StoreError::BadRecord { lsn, detail: e.to_string() })?;
                     let position = run.first_position + i as u32;
@@ -287,13 +294,25 @@ impl Index {
                         applied.finished.push(run.run_key);
                     }
                 }
-                touched.insert(run.run_key);
+                if !run.events.is_empty() {
+                    touched.insert(run.run_key);
+                }
                 applied.last_lsn = lsn;
             }
             let mut upsert = tx
                 .prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO runs({SUMMARY_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                    // An upsert by key: a run id already held by another key is a UNIQUE
+                    // violation (corruption), never a silent replacement of that run.
+                    "INSERT INTO runs({SUMMARY_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+                     ON CONFLICT(run_key) DO UPDATE SET run_id = excluded.run_id, workflow = excluded.workflow, \
+                     version = excluded.version, status = excluded.status, created_at = excluded.created_at, \
+                     started_at = excluded.started_at, updated_at = excluded.updated_at, \
+                     completed_at = excluded.completed_at, current_step = excluded.current_step, \
+                     step_count = excluded.step_count, completed_step_count = excluded.completed_step_count, \
+                     error_type = excluded.error_type, error_message = excluded.error_message, \
+                     error_retryable = excluded.error_retryable, wake_at = excluded.wake_at, \
+                     event_count = excluded.event_count, crc = excluded.crc"
                 ))
                 .map_err(&err)?;
             for key in &touched {
@@ -323,7 +342,13 @@ impl Index {
                         s.event_count,
                         summary_crc(s),
                     ])
-                    .map_err(&err)?;
+                    .map_err(|e| match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::BadRecord {
+                            lsn: applied.last_lsn,
+                            detail: format!("run id {:?} appears under two run keys (#{})", s.run_id, s.run_key),
+                        },
+                        _ => err(e),
+                    })?;
             }
             tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)", [applied.last_lsn as i64])
                 .map_err(&err)?;

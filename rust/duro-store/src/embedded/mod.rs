@@ -169,7 +169,10 @@ impl EmbeddedStore {
             index.apply(chunk.iter().map(|r| (r.lsn, r.record_type, r.payload.as_slice())))?;
         }
         index.commit_durably()?;
-        let next_key = index.max_run_key()? + 1;
+        let next_key = index.max_run_key()?.checked_add(1).ok_or_else(|| StoreError::IndexCorrupt {
+            path: dir.join("index.sqlite3"),
+            detail: "the largest run key is u64::MAX".into(),
+        })?;
         let applied_lsn = index.applied_lsn();
 
         let registry = Arc::new(Mutex::new(Registry {
@@ -286,8 +289,11 @@ impl Store for EmbeddedStore {
             return Ok((StartOutcome::Existing { run_key }, Receipt { position, durable: false }));
         }
         let run_key = registry.next_key;
+        let next_key = run_key.checked_add(1).ok_or(StoreError::Failed {
+            cause: "every run key is used (the log holds a run key of u64::MAX); the store is corrupt".into(),
+        })?;
         let receipt = self.append_record(&mut registry, run_key, 0, std::slice::from_ref(started), token)?;
-        registry.next_key += 1;
+        registry.next_key = next_key;
         registry.pending_ids.insert(run_id.clone(), run_key);
         registry.positions.insert(run_key, (1, false));
         Ok((StartOutcome::Created { run_key }, receipt))
