@@ -78,7 +78,8 @@ def run_spec(spec: Dict[str, Any], workdir: str, index: int, timeout: float) -> 
         spec["url"] = sysinfo.pg_create(db)
     started = time.perf_counter()
     try:
-        out = _replay(spec, timeout) if spec["workload"] == "replay" else run_worker(spec, timeout)
+        replay = spec["workload"] in ("replay", "replay_long")
+        out = _replay(spec, timeout) if replay else run_worker(spec, timeout)
     finally:
         if db is not None:
             sysinfo.pg_drop(db)

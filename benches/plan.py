@@ -18,6 +18,10 @@ FULL_PEERS = {"mem_runs": 2000}
 QUICK_PEERS = {"conc_runs": 100, "mem_runs": 1000, "floor_n": 500}
 
 
+#: The long replay run has this many times the steps of the short one.
+REPLAY_LONG_FACTOR = 4
+
+
 def sizes(system: str, quick: bool) -> Dict[str, int]:
     out = dict(FULL)
     if system != "duro":
@@ -54,6 +58,10 @@ def build(quick: bool, systems: Sequence[str], workloads: Sequence[str]) -> List
                 if "replay" in workloads:
                     add(workload="replay", api=api, payload=payload, system=system, backend=backend,
                         steps=sz["replay_steps"])
+                    # A second size: the slope between the two is the cost per recorded step
+                    # without the fixed cost of opening the store.
+                    add(workload="replay_long", api=api, payload=payload, system=system, backend=backend,
+                        steps=sz["replay_steps"] * REPLAY_LONG_FACTOR)
         if "memory" in workloads:
             # duro: the workflow has no Python step, so the API only changes how runs start: run_many.
             # DBOS: async workflows (a sleeping sync DBOS workflow holds a thread).

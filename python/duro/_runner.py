@@ -38,11 +38,16 @@ _PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None), tuple, 
 
 
 class Outputs(Mapping):  # type: ignore[type-arg]
-    """Read-only outputs of completed steps by name (``prev``), decoded on first access."""
+    """Read-only outputs of completed steps by name (``prev``), decoded on first access.
 
-    __slots__ = ("_raw", "_decoded", "_decode")
+    Outputs recorded before the run was (re)loaded stay in a native map
+    (``_core.RecordedOutputs``) until a step reads them; outputs of steps run
+    since are added here."""
 
-    def __init__(self, decode: Callable[[bytes], Any]) -> None:
+    __slots__ = ("_recorded", "_raw", "_decoded", "_decode")
+
+    def __init__(self, decode: Callable[[bytes], Any], recorded: Optional[Any] = None) -> None:
+        self._recorded = recorded
         self._raw: Dict[str, bytes] = {}
         self._decoded: Dict[str, Any] = {}
         self._decode = decode
@@ -55,15 +60,27 @@ class Outputs(Mapping):  # type: ignore[type-arg]
         try:
             return self._decoded[name]
         except KeyError:
-            value = self._decode(self._raw[name])
+            raw = self._raw.get(name)
+            if raw is None and self._recorded is not None:
+                raw = self._recorded.get(name)
+            if raw is None:
+                raise KeyError(name) from None
+            value = self._decode(raw)
             self._decoded[name] = value
             return value
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw or (self._recorded is not None and isinstance(name, str) and name in self._recorded)
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
+        if self._recorded is not None:
+            for name in self._recorded.names():
+                if name not in self._raw:
+                    yield name
+        yield from self._raw
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return sum(1 for _ in self)
 
     def __repr__(self) -> str:
         return f"Outputs({dict(self)!r})"
@@ -126,10 +143,7 @@ class Runner:
     def load(self, load: Tuple[Any, ...]) -> RunContext:
         generation, run_id, name, version, raw_input, outputs = load
         workflow = self.engine._definition(generation, name, version)
-        prev = Outputs(self.codec.decode)
-        for step_name, raw in outputs:
-            if raw:
-                prev._put(step_name, raw)
+        prev = Outputs(self.codec.decode, outputs if len(outputs) else None)
         return RunContext(workflow, run_id, self.codec.decode(raw_input), prev)
 
     # -- resolving what to call ----------------------------------------------------------------

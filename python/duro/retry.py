@@ -41,10 +41,16 @@ class Retry:
         for kind in self.non_retryable:
             if not (isinstance(kind, str) or (isinstance(kind, type) and issubclass(kind, BaseException))):
                 raise InvalidArgument(f"invalid non_retryable: {kind!r} is neither an exception class nor a type name")
-        _core.validate_retry(self._spec())
+        spec = self._build_spec()
+        _core.validate_retry(spec)
+        object.__setattr__(self, "_spec_cache", spec)
 
     def _spec(self) -> Tuple[int, int, float, Optional[int], float, list[str]]:
-        """The policy as the native module takes it."""
+        """The policy as the native module takes it (computed once: workflows of
+        thousands of steps ask for it per step when they are registered)."""
+        return self._spec_cache  # type: ignore[no-any-return, attr-defined]
+
+    def _build_spec(self) -> Tuple[int, int, float, Optional[int], float, list[str]]:
         if self.max_attempts < 0:
             raise InvalidArgument("invalid max_attempts: must be at least 1 (1 means no retries)")
         initial = to_ms(self.initial_delay, "initial_delay")

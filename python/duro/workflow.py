@@ -146,15 +146,25 @@ class Workflow:
             self.failure_handler and self.failure_handler.is_async
         )
 
+    def _step_names(self) -> "frozenset[str]":
+        names = self.__dict__.get("_names_cache")
+        if names is None:
+            names = frozenset(s.name for s in self.steps)
+            object.__setattr__(self, "_names_cache", names)
+        return names
+
     def _with_step(self, spec: StepSpec) -> "Workflow":
-        if any(s.name == spec.name for s in self.steps):
+        names = self._step_names()
+        if spec.name in names:
             raise InvalidArgument(
                 f"step name {spec.name!r} is used twice in workflow {self.name!r}; names must be unique "
                 "(step outputs are keyed by name)"
             )
         if not isinstance(spec.name, str) or not spec.name:
             raise InvalidArgument("step names must be non-empty strings")
-        return replace(self, steps=self.steps + (spec,))
+        extended = replace(self, steps=self.steps + (spec,))
+        object.__setattr__(extended, "_names_cache", names | {spec.name})
+        return extended
 
     def step(
         self,
@@ -212,6 +222,13 @@ class Workflow:
     # -- what the engine registers ------------------------------------------------------------
 
     def _native_spec(self) -> Tuple[Any, ...]:
+        cached = self.__dict__.get("_native_spec_cache")
+        if cached is None:
+            cached = self._build_native_spec()
+            object.__setattr__(self, "_native_spec_cache", cached)
+        return cached
+
+    def _build_native_spec(self) -> Tuple[Any, ...]:
         steps: List[Any] = []
         for s in self.steps:
             if s.kind == KIND_STEP:

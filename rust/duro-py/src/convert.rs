@@ -8,6 +8,47 @@ use duro_engine::{RunOutcome, Work};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+/// The outputs a run recorded before it was (re)loaded, by step name, kept on
+/// the Rust side: a run resumed after thousands of steps hands Python one
+/// object instead of thousands of tuples, and Python reads (and decodes) an
+/// output only when a step asks for it. Sleeps (empty outputs) are left out.
+#[pyclass(frozen, module = "duro._core")]
+pub struct RecordedOutputs {
+    by_name: std::collections::HashMap<String, Vec<u8>>,
+    order: Vec<String>,
+}
+
+impl RecordedOutputs {
+    fn new(outputs: Vec<(String, Vec<u8>)>) -> RecordedOutputs {
+        let kept: Vec<(String, Vec<u8>)> = outputs.into_iter().filter(|(_, raw)| !raw.is_empty()).collect();
+        RecordedOutputs {
+            order: kept.iter().map(|(name, _)| name.clone()).collect(),
+            by_name: kept.into_iter().collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl RecordedOutputs {
+    /// The recorded output bytes of a step, or `None`.
+    fn get<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyBytes>> {
+        self.by_name.get(name).map(|raw| PyBytes::new(py, raw))
+    }
+
+    /// Step names, in step order.
+    fn names(&self) -> Vec<String> {
+        self.order.clone()
+    }
+
+    fn __len__(&self) -> usize {
+        self.order.len()
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+}
+
 /// Work kinds as the Python driver sees them (step kinds 0..=4, then release).
 pub const WORK_RELEASE: u8 = 9;
 
@@ -26,13 +67,13 @@ fn outputs_list<'py>(py: Python<'py>, outputs: &[(String, Vec<u8>)]) -> PyResult
 /// `(kind, handle, run_key, seq, step_index, attempt, idempotency_key, load, failure)`;
 /// `load` is `None` or `(generation, run_id, workflow, version, input, [(name, output)])`;
 /// `failure` is `None` or `(failed_step, (type, message, retryable), [completed step names])`.
-pub fn work<'py>(py: Python<'py>, work: &Work) -> PyResult<Bound<'py, PyTuple>> {
+pub fn work<'py>(py: Python<'py>, work: Work) -> PyResult<Bound<'py, PyTuple>> {
     match work {
         Work::Release { handle } => {
             PyTuple::new(py, [WORK_RELEASE.into_pyobject(py)?.into_any(), handle.into_pyobject(py)?.into_any()])
         }
-        Work::Execute(w) => {
-            let load = match &w.load {
+        Work::Execute(mut w) => {
+            let load = match w.load.take() {
                 None => py.None().into_bound(py),
                 Some(l) => PyTuple::new(
                     py,
@@ -42,7 +83,7 @@ pub fn work<'py>(py: Python<'py>, work: &Work) -> PyResult<Bound<'py, PyTuple>> 
                         l.workflow.as_str().into_pyobject(py)?.into_any(),
                         l.version.as_str().into_pyobject(py)?.into_any(),
                         PyBytes::new(py, &l.input).into_any(),
-                        outputs_list(py, &l.outputs)?.into_any(),
+                        Bound::new(py, RecordedOutputs::new(l.outputs))?.into_any(),
                     ],
                 )?
                 .into_any(),

@@ -200,12 +200,12 @@ impl Core {
         let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
         // Fast path without releasing the GIL: work is usually waiting.
         let ready = self.engine.take_work(lane, 1).map_err(to_py)?;
-        if let Some(work) = ready.first() {
+        if let Some(work) = ready.into_iter().next() {
             return convert::work(py, work).map(Some);
         }
         let timeout = Duration::from_secs_f64(timeout_s.max(0.0));
         match py.detach(|| self.engine.next_work(lane, timeout)).map_err(to_py)? {
-            Some(work) => convert::work(py, &work).map(Some),
+            Some(work) => convert::work(py, work).map(Some),
             None => Ok(None),
         }
     }
@@ -214,7 +214,7 @@ impl Core {
     fn take_work<'py>(&self, py: Python<'py>, lane: u8, max: usize) -> PyResult<Bound<'py, PyList>> {
         let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
         let works = self.engine.take_work(lane, max).map_err(to_py)?;
-        let items: Vec<Bound<'py, PyTuple>> = works.iter().map(|w| convert::work(py, w)).collect::<PyResult<_>>()?;
+        let items: Vec<Bound<'py, PyTuple>> = works.into_iter().map(|w| convert::work(py, w)).collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
@@ -231,7 +231,7 @@ impl Core {
         inline: bool,
     ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
         let next = self.engine.step_succeeded_inline(handle, seq, attempt, output.as_bytes().to_vec(), inline).map_err(to_py)?;
-        next.map(|(work, position)| Ok((convert::work(py, &duro_engine::Work::Execute(work))?, position))).transpose()
+        next.map(|(work, position)| Ok((convert::work(py, duro_engine::Work::Execute(work))?, position))).transpose()
     }
 
     /// Reports a step's failure; `inline` as in `step_ok`.
@@ -250,7 +250,7 @@ impl Core {
     ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
         let error = ErrorInfo { error_type, message, retryable };
         let next = self.engine.step_failed_inline(handle, seq, attempt, error, inline).map_err(to_py)?;
-        next.map(|(work, position)| Ok((convert::work(py, &duro_engine::Work::Execute(work))?, position))).transpose()
+        next.map(|(work, position)| Ok((convert::work(py, duro_engine::Work::Execute(work))?, position))).transpose()
     }
 
     /// Every receipt position at or below this is durable.
@@ -396,6 +396,7 @@ impl Core {
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<Core>()?;
+    module.add_class::<convert::RecordedOutputs>()?;
     module.add_function(wrap_pyfunction!(parse_duration, module)?)?;
     module.add_function(wrap_pyfunction!(validate_retry, module)?)?;
     module.add_function(wrap_pyfunction!(retry_delay_ms, module)?)?;
