@@ -46,7 +46,8 @@ nice -n 10 cargo afl fuzz -V "$seconds" -G "$max_len" "${dict[@]}" -i corpus/"$t
 stats=out/$target/default/fuzzer_stats
 execs=$(awk -F' *: *' '$1=="execs_done"{print $2}' "$stats")
 crashes=$(awk -F' *: *' '$1=="saved_crashes"{print $2}' "$stats")
-echo "afl $target: $execs inputs, $crashes crashes saved (out/$target/default/crashes)"
+echo "afl $target: $execs inputs, $crashes crashes saved (out/$target/default/crashes*)"
 if [ "$crashes" != "0" ]; then
-    "$replay" "$target" out/"$target"/default/crashes || true
+    # A resumed run moves earlier crashes to crashes.<date>: replay them all.
+    "$replay" "$target" out/"$target"/default/crashes* || true
 fi
