@@ -43,18 +43,7 @@ fn fuzz_store_records() {
     let seed_bytes: Vec<Vec<u8>> = seeds.iter().map(LogInput::to_bytes).collect();
     let event_seeds = events::event_seeds();
     let mut rng = Rng::new(seed());
-    let mut campaign = Campaign::new("store_records", Limits::default())
-        .known_bug("rust/duro-store/src/embedded/mod.rs", "index.max_run_key()? + 1", "regression_run_key_u64_max")
-        .known_bug("rust/duro-store/src/embedded/index.rs", "self.cache[key]", "regression_record_without_events")
-        .known_bug(
-            "rust/duro-store/src/embedded/mod.rs",
-            "registry.next_key += 1",
-            "regression_start_after_run_key_u64_max_minus_1",
-        )
-        .known_problem(
-            "UNIQUE constraint failed: events.run_key, events.position",
-            "regression_one_run_id_two_run_keys",
-        );
+    let mut campaign = Campaign::new("store_records", Limits::default());
     let total = scaled(8_000);
     for i in 0..total {
         let input = if (i as usize) < seeds.len() {

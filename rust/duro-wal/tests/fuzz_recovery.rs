@@ -33,16 +33,7 @@ fn fuzz_wal_recovery() {
     let seeds = all_seeds();
     let seed_bytes: Vec<Vec<u8>> = seeds.iter().map(DirInput::to_bytes).collect();
     let mut rng = Rng::new(seed());
-    let mut campaign = Campaign::new("wal_recovery", Limits::default())
-        .known_bug("rust/duro-wal/src/recovery.rs", "expected = Some(lsn + 1)", "regression_record_with_lsn_u64_max")
-        .known_bug("rust/duro-wal/src/wal.rs", "current.segment_no + 1", "regression_segment_number_u64_max")
-        .known_bug("rust/duro-wal/src/wal.rs", "pending.next_lsn += 1", "regression_append_when_next_lsn_is_u64_max")
-        .known_bug("rust/duro-wal/src/wal.rs", "self.segment_no + 1", "regression_rotation_past_segment_u64_max")
-        .known_bug(
-            "rust/duro-wal/src/wal.rs",
-            "chunk.last_lsn + 1 - chunk.first_lsn",
-            "regression_append_when_next_lsn_is_u64_max (writer thread)",
-        );
+    let mut campaign = Campaign::new("wal_recovery", Limits::default());
     let total = scaled(50_000);
     for i in 0..total {
         let input = if (i as usize) < seeds.len() {
