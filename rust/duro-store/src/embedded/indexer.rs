@@ -1,7 +1,6 @@
 //! The indexer thread: applies durable log batches to the SQLite index,
 //! publishes how far it got, and releases log segments the index covers.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,13 +12,6 @@ use super::{lock, Registry};
 use crate::api::AckSink;
 use crate::error::StoreError;
 
-pub(crate) enum IndexerMsg {
-    Batch(Arc<DurableBatch>),
-    /// A reader waits: apply what is queued now.
-    Flush,
-    Stop,
-}
-
 /// How long the indexer lets batches gather before applying them (unless a
 /// reader is waiting): one SQLite transaction per many log batches keeps the
 /// indexer off the CPU that runs the workflows.
@@ -27,18 +19,87 @@ const GATHER: Duration = Duration::from_millis(5);
 /// Apply at once when this many records are queued.
 const GATHER_RECORDS: usize = 8_192;
 
+#[derive(Default)]
+struct InboxState {
+    batches: Vec<Arc<DurableBatch>>,
+    records: usize,
+    flush: bool,
+    stop: bool,
+    /// The indexer sleeps with nothing to do: the next batch must wake it.
+    idle: bool,
+}
+
+/// Durable batches waiting for the indexer. The writer thread only wakes the
+/// indexer when it sleeps idle (or enough records wait): waking it for every
+/// fsync would cost a context switch per step on a small machine.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    cv: Condvar,
+}
+
+impl Inbox {
+    fn push(&self, batch: Arc<DurableBatch>) {
+        let mut state = lock(&self.state);
+        state.records += batch.len();
+        state.batches.push(batch);
+        let wake = state.idle || state.records >= GATHER_RECORDS;
+        drop(state);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
+
+    /// A reader waits for the index: apply what is queued now.
+    pub(crate) fn flush(&self) {
+        lock(&self.state).flush = true;
+        self.cv.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        lock(&self.state).stop = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits up to `idle_for` for a batch, lets batches gather for `GATHER`
+    /// (less if a reader flushes, or enough records wait), and takes them all.
+    /// Returns the batches and whether to stop.
+    fn take(&self, idle_for: Duration) -> (Vec<Arc<DurableBatch>>, bool) {
+        let mut state = lock(&self.state);
+        if state.batches.is_empty() && !state.stop {
+            state.idle = true;
+            state = self.cv.wait_timeout(state, idle_for).unwrap_or_else(|p| p.into_inner()).0;
+            state.idle = false;
+        }
+        let until = Instant::now() + GATHER;
+        while !state.batches.is_empty() && !state.flush && !state.stop && state.records < GATHER_RECORDS {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            state = self.cv.wait_timeout(state, until - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        // A reader's request stays until something is applied: its batch may not be here yet.
+        if !state.batches.is_empty() {
+            state.flush = false;
+        }
+        state.records = 0;
+        (std::mem::take(&mut state.batches), state.stop)
+    }
+}
+
 /// Receives the log's durability notifications on the writer thread: queues
 /// the batch for the index first, then tells the engine (acknowledgements).
 /// That order matters: a reader may hold the engine's locks while it waits
 /// for the index to catch up, so the index must never wait for the engine.
 pub(crate) struct Relay {
     ack: Mutex<Option<Arc<dyn AckSink>>>,
-    tx: Mutex<Sender<IndexerMsg>>,
+    inbox: Arc<Inbox>,
 }
 
 impl Relay {
-    pub(crate) fn new(tx: Sender<IndexerMsg>) -> Relay {
-        Relay { ack: Mutex::new(None), tx: Mutex::new(tx) }
+    pub(crate) fn new(inbox: Arc<Inbox>) -> Relay {
+        Relay { ack: Mutex::new(None), inbox }
     }
 
     pub(crate) fn set_ack_sink(&self, sink: Arc<dyn AckSink>) {
@@ -48,9 +109,7 @@ impl Relay {
 
 impl DurableSink for Relay {
     fn durable(&self, batch: Arc<DurableBatch>) {
-        // A closed channel means the store is shutting down; the records are
-        // in the log and the next open applies them.
-        let _ = lock(&self.tx).send(IndexerMsg::Batch(batch.clone()));
+        self.inbox.push(batch.clone());
         let ack = lock(&self.ack).clone();
         if let Some(ack) = ack {
             if !batch.tokens().is_empty() {
@@ -127,7 +186,7 @@ impl Progress {
 
 pub(crate) fn spawn(
     mut index: Index,
-    rx: Receiver<IndexerMsg>,
+    inbox: Arc<Inbox>,
     progress: Arc<Progress>,
     registry: Arc<Mutex<Registry>>,
     wal: Arc<RwLock<Option<Wal>>>,
@@ -140,44 +199,7 @@ pub(crate) fn spawn(
             let mut last_release = Instant::now();
             let mut failed = false;
             loop {
-                let mut batches: Vec<Arc<DurableBatch>> = Vec::new();
-                let mut stop = false;
-                let mut urgent = false;
-                match rx.recv_timeout(release_every) {
-                    Ok(IndexerMsg::Batch(batch)) => batches.push(batch),
-                    Ok(IndexerMsg::Flush) => urgent = true,
-                    Ok(IndexerMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
-                    Err(RecvTimeoutError::Timeout) => {}
-                }
-                let gather_until = Instant::now() + GATHER;
-                let mut records: usize = batches.iter().map(|b| b.len()).sum();
-                while !stop {
-                    let wait = if urgent || records >= GATHER_RECORDS || batches.is_empty() {
-                        Duration::ZERO
-                    } else {
-                        gather_until.saturating_duration_since(Instant::now())
-                    };
-                    let message = if wait.is_zero() {
-                        match rx.try_recv() {
-                            Ok(message) => message,
-                            Err(_) => break,
-                        }
-                    } else {
-                        match rx.recv_timeout(wait) {
-                            Ok(message) => message,
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => IndexerMsg::Stop,
-                        }
-                    };
-                    match message {
-                        IndexerMsg::Batch(batch) => {
-                            records += batch.len();
-                            batches.push(batch);
-                        }
-                        IndexerMsg::Flush => urgent = true,
-                        IndexerMsg::Stop => stop = true,
-                    }
-                }
+                let (batches, stop) = inbox.take(release_every);
                 if !batches.is_empty() && !failed {
                     let records = batches.iter().flat_map(|b| b.records().map(|r| (r.lsn, r.record_type, r.payload)));
                     match index.apply(records) {

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use crate::api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
 use crate::error::StoreError;
 use crate::record::{self, RUN_EVENTS};
 use index::{Index, Reader};
-use indexer::{IndexerMsg, Progress, Relay};
+use indexer::{Inbox, Progress, Relay};
 use lock::DirLock;
 
 pub use index::INDEX_FORMAT_VERSION;
@@ -78,7 +78,8 @@ pub struct EmbeddedStore {
     registry: Arc<Mutex<Registry>>,
     reader: Mutex<Reader>,
     progress: Arc<Progress>,
-    indexer: Mutex<Option<(mpsc::Sender<IndexerMsg>, JoinHandle<()>)>>,
+    inbox: Arc<Inbox>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
     /// Held until the store is closed (not until it is dropped: a closed store
     /// may outlive its close, and the directory is free from then on).
     lock: Mutex<Option<DirLock>>,
@@ -126,8 +127,8 @@ impl EmbeddedStore {
         }
         let dir_lock = DirLock::acquire(&dir)?;
 
-        let (tx, rx) = mpsc::channel();
-        let relay = Arc::new(Relay::new(tx.clone()));
+        let inbox = Arc::new(Inbox::default());
+        let relay = Arc::new(Relay::new(inbox.clone()));
         let (wal, recovery) = Wal::open(options.fs.clone(), &dir.join("wal"), options.wal.clone(), relay.clone())?;
         // The log holds the whole history while nothing was released from it yet.
         let log_is_complete = recovery.records.first().map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
@@ -186,7 +187,7 @@ impl EmbeddedStore {
         let wal = Arc::new(RwLock::new(Some(wal)));
         let handle = indexer::spawn(
             index,
-            rx,
+            inbox.clone(),
             progress.clone(),
             registry.clone(),
             wal.clone(),
@@ -200,7 +201,8 @@ impl EmbeddedStore {
             registry,
             reader: Mutex::new(reader),
             progress,
-            indexer: Mutex::new(Some((tx, handle))),
+            inbox,
+            indexer: Mutex::new(Some(handle)),
             lock: Mutex::new(Some(dir_lock)),
         })
     }
@@ -223,9 +225,7 @@ impl EmbeddedStore {
         if self.progress.applied() >= target {
             return Ok(());
         }
-        if let Some((tx, _)) = lock(&self.indexer).as_ref() {
-            let _ = tx.send(IndexerMsg::Flush);
-        }
+        self.inbox.flush();
         self.progress.wait_applied(target)
     }
 
@@ -257,8 +257,8 @@ impl EmbeddedStore {
             Some(wal) => wal.close().map_err(StoreError::from),
             None => Ok(()),
         };
-        if let Some((tx, handle)) = lock(&self.indexer).take() {
-            let _ = tx.send(IndexerMsg::Stop);
+        if let Some(handle) = lock(&self.indexer).take() {
+            self.inbox.stop();
             let _ = handle.join();
         }
         lock(&self.lock).take();
