@@ -34,7 +34,8 @@ import duro
 
 CHILD = Path(__file__).resolve().parent / "procs" / "campaign_child.py"
 KILLS = int(os.environ.get("DURO_CAMPAIGN_KILLS", "1000"))
-ROUNDS = int(os.environ.get("DURO_CAMPAIGN_ROUNDS", str(max(20, KILLS * 4))))
+# Rounds are cheap to allow: the final process finishes only the rounds started.
+ROUNDS = int(os.environ.get("DURO_CAMPAIGN_ROUNDS", str(max(100, KILLS * 50))))
 SEED = int(os.environ.get("DURO_CAMPAIGN_SEED", str(random.SystemRandom().randrange(2**32))))
 SEQ_STEPS, CONC_RUNS = 20, 8
 

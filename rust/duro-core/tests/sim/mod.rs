@@ -175,18 +175,26 @@ impl Sim {
         // Crashes happen right after a group is appended, before time moves on,
         // so the recovered run decides at the same `now` as the original did.
         let maybe_crash = |sim: &mut Sim, pending: &mut Vec<Crash>| {
+            let mut crashed = false;
             while let Some(crash) = pending.first().copied() {
                 if sim.groups.len() < crash.after_groups {
                     break;
                 }
                 pending.remove(0);
                 sim.crash(crash.lose_last);
+                crashed = true;
             }
+            crashed
         };
         for _ in 0..100_000 {
             maybe_crash(self, &mut pending_crashes);
             self.deliver_due_inputs();
-            maybe_crash(self, &mut pending_crashes);
+            if maybe_crash(self, &mut pending_crashes) {
+                // An input whose group was lost was never acknowledged; the
+                // world re-sends it before the recovered run decides, as the
+                // original run saw it before deciding.
+                continue;
+            }
             let action = linear::next_action(&mut self.state, &self.def, &self.limits, self.now, &mut out).unwrap();
             self.push(&mut out);
             if !matches!(action, Action::Finished) && pending_crashes.first().is_some_and(|c| self.groups.len() >= c.after_groups) {
