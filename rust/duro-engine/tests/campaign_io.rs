@@ -25,12 +25,11 @@
 //!   same SimFs with the fault cleared, as a process reopening without a reboot
 //!   would.
 //!
-//! Bugs found here have ignored tests at the end of the file (each comment is
-//! a minimal repro): `next_work` reports "the engine is closed" instead of the
-//! store failure; an event-loop caller is never told; and a reopen without a
-//! reboot after a failed fsync builds on records that were never durable, so
-//! a power loss after it leaves a hole the next open refuses (the campaign
-//! variant that checks this is ignored too).
+//! Bugs found here keep a minimal repro as a test at the end of the file: `next_work`
+//! reported "the engine is closed" instead of the store failure; an event-loop caller was
+//! never told; and a reopen without a reboot after a failed fsync built on records that
+//! were never durable, so a power loss after it left a hole the next open refused (fixed:
+//! recovery copies the last segment's valid prefix to a new, synced file).
 //!
 //! Default (CI) mode spreads the points (at most 60 per fault kind and errno)
 //! and takes about 25 s in debug on two cores; `DURO_CAMPAIGN_LONG=1` injects
@@ -446,7 +445,6 @@ fn event_loop_callers_learn_of_the_store_failure() {
 /// The campaign's "reopen on the same file system" case, followed by a power
 /// loss: see the minimal repro below.
 #[test]
-#[ignore = "bug: after a failed fsync, a reopen without reboot builds on records that were never durable; a later power loss leaves a hole and the store refuses to open (Corrupt), hiding what the reopened store acknowledged"]
 fn io_errors_reopen_without_reboot_then_power_loss() {
     assert_clean(io_campaign(&workload("io-sequence"), 30, 1, true));
 }
@@ -489,7 +487,6 @@ fn step_started(seq: u32) -> Event {
 /// after it). Actual: `WalError::Corrupt` ("the record there is invalid, but
 /// ... holds a valid record (LSN 3) that starts a later sync group").
 #[test]
-#[ignore = "bug: after a failed fsync, a reopen without reboot builds on records that were never durable; a later power loss leaves a hole and the store refuses to open (Corrupt), hiding what the reopened store acknowledged"]
 fn acknowledged_appends_survive_power_loss_after_reopening_past_a_failed_fsync() {
     let dir = tempdir();
     let fs = Arc::new(SimFs::new());

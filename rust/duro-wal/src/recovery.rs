@@ -7,9 +7,12 @@
 //!   bad record is a torn tail only if no later record of the same segment epoch, with a
 //!   higher LSN, carries SYNC_START (which would prove a later sync group was written after
 //!   the damaged one was synced). Anything else is `Corrupt` and the log is not touched.
-//! - Recovery is idempotent: the repair (zero-fill the torn bytes, fsync; delete segments past
-//!   the end, fsync the directory) only removes bytes that a second scan would also discard,
-//!   so a crash in the middle of it recovers to the same records.
+//! - Recovery is idempotent: the repair (copy the valid prefix of the last segment to a new
+//!   file that replaces it, with zeros where the torn bytes were; delete segments past the
+//!   end, fsync the directory) only removes bytes that a second scan would also discard, so
+//!   a crash in the middle of it recovers to the same records.
+//! - What recovery returns is on disk when `open` returns, also when a previous process
+//!   saw an fsync fail and the records it read came from the page cache.
 //! - A garbage length never allocates: records are validated in place in the segment image,
 //!   whose size is bounded by the file size (and `MAX_SEGMENT_SIZE`).
 
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::WalError;
 use crate::format::{
-    decode_segment_header, is_tmp_segment_name, parse_segment_name, validate_record_at, MAX_SEGMENT_NO,
+    decode_segment_header, is_tmp_segment_name, parse_segment_name, segment_tmp_name, validate_record_at, MAX_SEGMENT_NO,
     HeaderError, FORMAT_VERSION, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
 };
 use crate::fs::{Fs, FsFile, OpenOptions};
@@ -367,23 +370,32 @@ pub(crate) fn recover(
         }
     }
 
-    // Repair. First the tail of the segment the log continues in: zeros, then fsync (which
-    // also covers records of the last group that reached the page cache but not the disk).
+    // Repair. The segment the log continues in is made durable as it was read: its valid
+    // prefix is copied into a new file (tmp → fdatasync → rename → fsync dir), with zeros
+    // where a torn tail was.
     //
-    // The last group is deliberately not rewritten in place to force it to disk: after a
-    // failed fsync the kernel may have dropped its pages while they stay readable, but a
-    // crash during such a rewrite could damage records that were acknowledged, and recovery
-    // would then discard them as a torn tail. Losing acknowledged data silently is worse than
-    // the alternative, see `tests/faults.rs`.
+    // Why a copy and not an fsync of the old file: after a failed fsync (a previous process
+    // that failed stop), the kernel may have dropped the dirty pages of the last group while
+    // they stay readable from the page cache, and a later fsync does not write them again.
+    // Appending after them would build acknowledged records on bytes that are not on disk;
+    // a power loss would then leave a hole before them. Writing the bytes anew puts them on
+    // disk or fails the open. Why not a rewrite in place: a crash during it could tear
+    // records that were acknowledged. The copy never touches the old file; a crash before
+    // the rename leaves a `.tmp` file, which the next open deletes.
     let mut rest = scanned.split_off(keep);
-    let current = rest.remove(0);
-    if let Some(last_nz) = current.last_nonzero {
-        zero_fill(&*current.file, &current.path, current.end, last_nz + 1)?;
+    let mut current = rest.remove(0);
+    if current.lsns.is_some() {
+        current.file = copy_valid_prefix(fs, dir, &current)?;
+    } else {
+        // Only a header (synced when the segment was created), and maybe a torn first group.
+        if let Some(last_nz) = current.last_nonzero {
+            zero_fill(&*current.file, &current.path, current.end, last_nz + 1)?;
+        }
+        current
+            .file
+            .sync_data()
+            .map_err(io_err("fdatasync recovered segment", &current.path))?;
     }
-    current
-        .file
-        .sync_data()
-        .map_err(io_err("fdatasync recovered segment", &current.path))?;
 
     // Then the segments past the end: an empty, complete successor is kept as the next
     // segment; anything else is deleted.
@@ -472,6 +484,36 @@ fn find_sync_start(image: &[u8], from: usize, epoch: u32, after: Lsn) -> Option<
         offset += 1;
     }
     None
+}
+
+/// Writes the valid prefix of `segment` (then zeros to its old length) to a new file that
+/// replaces it, durably. Returns the new file, open for the writer.
+fn copy_valid_prefix(fs: &dyn Fs, dir: &Path, segment: &Scanned) -> Result<Box<dyn FsFile>, WalError> {
+    let mut image = read_image(&*segment.file, &segment.path)?;
+    let end = segment.end as usize;
+    if image.len() < end {
+        return Err(WalError::io(
+            "re-read recovered segment",
+            &segment.path,
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the segment shrank during recovery"),
+        ));
+    }
+    image[end..].fill(0);
+    let tmp = dir.join(segment_tmp_name(segment.segment_no));
+    let file = fs
+        .open(&tmp, OpenOptions::create_truncate())
+        .map_err(io_err("create copy of recovered segment", &tmp))?;
+    for (i, piece) in image.chunks(1 << 20).enumerate() {
+        file.write_all_at(piece, (i << 20) as u64)
+            .map_err(io_err("write copy of recovered segment", &tmp))?;
+    }
+    file.sync_data()
+        .map_err(io_err("fdatasync copy of recovered segment", &tmp))?;
+    fs.rename(&tmp, &segment.path)
+        .map_err(io_err("rename copy of recovered segment", &segment.path))?;
+    fs.sync_dir(dir)
+        .map_err(io_err("fsync log directory", dir))?;
+    Ok(file)
 }
 
 fn zero_fill(file: &dyn FsFile, path: &Path, from: u64, to: u64) -> Result<(), WalError> {
