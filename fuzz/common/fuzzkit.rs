@@ -83,12 +83,18 @@ impl Rng {
 
 /// The seed of this run: `DURO_FUZZ_SEED` or a fixed default (CI is deterministic).
 pub fn seed() -> u64 {
-    std::env::var("DURO_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xD0_0F_22)
+    std::env::var("DURO_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xD0_0F_22)
 }
 
 /// `default` scaled by `DURO_FUZZ_SCALE` (a float, default 1).
 pub fn scaled(default: u64) -> u64 {
-    let scale: f64 = std::env::var("DURO_FUZZ_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("DURO_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((default as f64) * scale).max(1.0) as u64
 }
 
@@ -156,7 +162,11 @@ const CRC32C_TABLE: [u32; 256] = {
         let mut crc = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         table[i] = crc;
@@ -214,7 +224,11 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         4 if len > 0 => {
             let at = rng.below(len);
             let delta = rng.below(9) as u8;
-            data[at] = if rng.chance(50) { data[at].wrapping_add(delta) } else { data[at].wrapping_sub(delta) };
+            data[at] = if rng.chance(50) {
+                data[at].wrapping_add(delta)
+            } else {
+                data[at].wrapping_sub(delta)
+            };
         }
         // Insert random bytes.
         5 => {
@@ -255,7 +269,11 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         10 | 11 => {
             let at = rng.below(len + 1);
             let v = huge_varint(rng);
-            let end = if at < len && rng.chance(70) { at + 1 } else { at };
+            let end = if at < len && rng.chance(70) {
+                at + 1
+            } else {
+                at
+            };
             data.splice(at..end, v);
         }
         // Overwrite 4 or 8 bytes with an interesting little-endian value (lengths, LSNs).
@@ -377,7 +395,10 @@ pub fn reset_largest() {
 
 /// Bytes requested by the current thread, and its largest request, since the last reset.
 pub fn thread_allocated() -> (usize, usize) {
-    (THREAD_TOTAL.with(|t| t.get()), THREAD_LARGEST.with(|t| t.get()))
+    (
+        THREAD_TOTAL.with(|t| t.get()),
+        THREAD_LARGEST.with(|t| t.get()),
+    )
 }
 
 pub fn thread_allocated_reset() {
@@ -408,7 +429,10 @@ fn install_hook() {
         panic::set_hook(Box::new(move |info| {
             if ARMED.load(Ordering::SeqCst) {
                 let thread = std::thread::current().name().unwrap_or("?").to_string();
-                let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                let message = match (
+                    info.payload().downcast_ref::<&str>(),
+                    info.payload().downcast_ref::<String>(),
+                ) {
                     (Some(s), _) => s.to_string(),
                     (_, Some(s)) => s.clone(),
                     _ => "(non-string panic)".to_string(),
@@ -417,7 +441,9 @@ fn install_hook() {
                 PANICS
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("thread '{thread}' panicked at {location}: {message}"));
+                    .push(format!(
+                        "thread '{thread}' panicked at {location}: {message}"
+                    ));
                 // The campaign reports it, with the input.
                 return;
             }
@@ -437,7 +463,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { largest_allocation: 4 << 20, peak_growth: 16 << 20 }
+        Limits {
+            largest_allocation: 4 << 20,
+            peak_growth: 16 << 20,
+        }
     }
 }
 
@@ -491,7 +520,8 @@ impl Campaign {
     /// fail the campaign (unless `DURO_FUZZ_STRICT=1`). `test` names the ignored regression
     /// test that reproduces it. Remove the entry with the fix.
     pub fn known_bug(mut self, file: &str, snippet: &str, test: &str) -> Campaign {
-        self.known.push((format!("{file}|{snippet}"), test.to_string(), 0));
+        self.known
+            .push((format!("{file}|{snippet}"), test.to_string(), 0));
         self
     }
 
@@ -532,10 +562,18 @@ impl Campaign {
         if let Ok(Err(what)) = &result {
             reported.push(what);
         }
-        let is_known = |p: &str| self.known.iter().any(|(pattern, _, _)| matches_known(p, pattern));
+        let is_known = |p: &str| {
+            self.known
+                .iter()
+                .any(|(pattern, _, _)| matches_known(p, pattern))
+        };
         if !strict && !reported.is_empty() && reported.iter().all(|p| is_known(p)) {
             let first = reported[0].to_string();
-            if let Some(known) = self.known.iter_mut().find(|(pattern, _, _)| matches_known(&first, pattern)) {
+            if let Some(known) = self
+                .known
+                .iter_mut()
+                .find(|(pattern, _, _)| matches_known(&first, pattern))
+            {
                 known.2 += 1;
             }
             return;
@@ -560,11 +598,17 @@ impl Campaign {
         }
         if !panicked && largest > self.limits.largest_allocation {
             self.other_failures += 1;
-            problems.push(format!("allocated {largest} bytes at once (limit {})", self.limits.largest_allocation));
+            problems.push(format!(
+                "allocated {largest} bytes at once (limit {})",
+                self.limits.largest_allocation
+            ));
         }
         if !panicked && growth > self.limits.peak_growth {
             self.other_failures += 1;
-            problems.push(format!("live heap grew by {growth} bytes (limit {})", self.limits.peak_growth));
+            problems.push(format!(
+                "live heap grew by {growth} bytes (limit {})",
+                self.limits.peak_growth
+            ));
         }
         if !problems.is_empty() {
             let what = problems.join("; ");
@@ -580,7 +624,12 @@ impl Campaign {
                         known.what = what;
                     }
                 }
-                None if room => self.failures.push(Failure { input: input.to_vec(), what, key, count: 1 }),
+                None if room => self.failures.push(Failure {
+                    input: input.to_vec(),
+                    what,
+                    key,
+                    count: 1,
+                }),
                 None => {}
             }
         }
@@ -616,15 +665,22 @@ impl Campaign {
             );
             for (at, test, hits) in self.known.iter().filter(|k| k.2 > 0) {
                 let at = at.replace('|', " at a line with ");
-                let _ = writeln!(out, "    {hits} inputs: {at} (regression test {test}, ignored until fixed)");
+                let _ = writeln!(
+                    out,
+                    "    {hits} inputs: {at} (regression test {test}, ignored until fixed)"
+                );
             }
         }
         drop(out);
         if self.failures.is_empty() {
             return;
         }
-        let dir = std::env::var("DURO_FUZZ_ARTIFACTS")
-            .unwrap_or_else(|_| std::env::temp_dir().join("duro-fuzz-artifacts").to_string_lossy().into_owned());
+        let dir = std::env::var("DURO_FUZZ_ARTIFACTS").unwrap_or_else(|_| {
+            std::env::temp_dir()
+                .join("duro-fuzz-artifacts")
+                .to_string_lossy()
+                .into_owned()
+        });
         let _ = std::fs::create_dir_all(&dir);
         let mut report = String::new();
         for (i, f) in self.failures.iter().enumerate() {
@@ -661,7 +717,10 @@ pub fn matches_known(problem: &str, pattern: &str) -> bool {
         return false;
     };
     let mut parts = problem[at + "panicked at ".len()..].splitn(3, ':');
-    let (Some(path), Some(line)) = (parts.next(), parts.next().and_then(|l| l.parse::<usize>().ok())) else {
+    let (Some(path), Some(line)) = (
+        parts.next(),
+        parts.next().and_then(|l| l.parse::<usize>().ok()),
+    ) else {
         return false;
     };
     if !path.ends_with(file) {
@@ -674,7 +733,8 @@ pub fn matches_known(problem: &str, pattern: &str) -> bool {
 /// workspace root (an ancestor of this crate's directory) or absolute.
 fn source_line(path: &str, line: usize) -> Option<String> {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = std::iter::once(std::path::PathBuf::from(path)).chain(manifest.ancestors().map(|a| a.join(path)));
+    let candidates = std::iter::once(std::path::PathBuf::from(path))
+        .chain(manifest.ancestors().map(|a| a.join(path)));
     for candidate in candidates {
         if let Ok(text) = std::fs::read_to_string(&candidate) {
             return text.lines().nth(line.checked_sub(1)?).map(str::to_string);

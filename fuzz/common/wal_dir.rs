@@ -161,7 +161,14 @@ pub fn segment_header(epoch: u32, segment_no: u64) -> [u8; SEGMENT_HEADER_SIZE] 
     bytes
 }
 
-pub fn encode_record(buf: &mut Vec<u8>, record_type: u8, flags: u8, lsn: u64, epoch: u32, payload: &[u8]) {
+pub fn encode_record(
+    buf: &mut Vec<u8>,
+    record_type: u8,
+    flags: u8,
+    lsn: u64,
+    epoch: u32,
+    payload: &[u8],
+) {
     let mut header = [0u8; RECORD_HEADER_SIZE];
     header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     header[4] = record_type;
@@ -223,12 +230,18 @@ pub fn fix_crcs(image: &mut [u8]) {
 fn check_recovery(recovery: &Recovery, when: &str) -> Result<(), String> {
     for pair in recovery.records.windows(2) {
         if pair[0].lsn.checked_add(1) != Some(pair[1].lsn) {
-            return Err(format!("{when}: recovered LSNs are not contiguous: {} then {}", pair[0].lsn, pair[1].lsn));
+            return Err(format!(
+                "{when}: recovered LSNs are not contiguous: {} then {}",
+                pair[0].lsn, pair[1].lsn
+            ));
         }
     }
     if let Some(last) = recovery.records.last() {
         if last.lsn.checked_add(1) != Some(recovery.next_lsn) {
-            return Err(format!("{when}: last recovered LSN {} but next_lsn {}", last.lsn, recovery.next_lsn));
+            return Err(format!(
+                "{when}: last recovered LSN {} but next_lsn {}",
+                last.lsn, recovery.next_lsn
+            ));
         }
     }
     if recovery.records.iter().any(|r| r.record_type == 0) {
@@ -238,7 +251,12 @@ fn check_recovery(recovery: &Recovery, when: &str) -> Result<(), String> {
 }
 
 fn open(fs: &SimFs, flags: u8) -> Result<(Wal, Recovery), duro_wal::WalError> {
-    Wal::open(Arc::new(fs.clone()), &log_dir(), options(flags), Arc::new(NullSink))
+    Wal::open(
+        Arc::new(fs.clone()),
+        &log_dir(),
+        options(flags),
+        Arc::new(NullSink),
+    )
 }
 
 /// Plants `data` (see the module doc) and opens it: `Err` for a broken property, a panic
@@ -249,7 +267,8 @@ pub fn wal_target(data: &[u8]) -> Result<(), String> {
     let first = match open(&fs, input.flags) {
         Ok((wal, recovery)) => {
             check_recovery(&recovery, "first open")?;
-            wal.close().map_err(|e| format!("close after the first open failed: {e}"))?;
+            wal.close()
+                .map_err(|e| format!("close after the first open failed: {e}"))?;
             recovery
         }
         Err(error) => {
@@ -258,8 +277,12 @@ pub fn wal_target(data: &[u8]) -> Result<(), String> {
             return Ok(());
         }
     };
-    let (wal, second) = open(&fs, input.flags)
-        .map_err(|e| format!("the first open recovered {} records, the second failed: {e}", first.records.len()))?;
+    let (wal, second) = open(&fs, input.flags).map_err(|e| {
+        format!(
+            "the first open recovered {} records, the second failed: {e}",
+            first.records.len()
+        )
+    })?;
     check_recovery(&second, "second open")?;
     if second.records != first.records || second.next_lsn != first.next_lsn {
         return Err(format!(
@@ -271,21 +294,39 @@ pub fn wal_target(data: &[u8]) -> Result<(), String> {
         ));
     }
     if input.flags & (FLAG_APPEND_AFTER | FLAG_APPEND_MANY) == 0 {
-        return wal.close().map_err(|e| format!("close after the second open failed: {e}"));
+        return wal
+            .close()
+            .map_err(|e| format!("close after the second open failed: {e}"));
     }
     // Append after recovery: one small record, or enough big ones to fill a few segments
     // (rotation from whatever state recovery left: spare segments, odd sizes and numbers).
-    let (count, size) = if input.flags & FLAG_APPEND_MANY != 0 { (10, 1000) } else { (1, 23) };
+    let (count, size) = if input.flags & FLAG_APPEND_MANY != 0 {
+        (10, 1000)
+    } else {
+        (1, 23)
+    };
     let payloads: Vec<Vec<u8>> = (0..count).map(|i| vec![b'a' + i as u8; size]).collect();
     let mut lsn = 0;
     for payload in &payloads {
-        lsn = wal.append(&[Record::new(7, payload)], None).map_err(|e| format!("append after recovery failed: {e}"))?;
+        lsn = wal
+            .append(&[Record::new(7, payload)], None)
+            .map_err(|e| format!("append after recovery failed: {e}"))?;
     }
-    wal.wait_durable(lsn).map_err(|e| format!("wait after recovery failed: {e}"))?;
-    wal.close().map_err(|e| format!("close after the append failed: {e}"))?;
-    let (wal, third) = open(&fs, input.flags).map_err(|e| format!("reopen after an append failed: {e}"))?;
+    wal.wait_durable(lsn)
+        .map_err(|e| format!("wait after recovery failed: {e}"))?;
+    wal.close()
+        .map_err(|e| format!("close after the append failed: {e}"))?;
+    let (wal, third) =
+        open(&fs, input.flags).map_err(|e| format!("reopen after an append failed: {e}"))?;
     check_recovery(&third, "third open")?;
-    let tail: Vec<&[u8]> = third.records.iter().rev().take(count).rev().map(|r| r.payload.as_slice()).collect();
+    let tail: Vec<&[u8]> = third
+        .records
+        .iter()
+        .rev()
+        .take(count)
+        .rev()
+        .map(|r| r.payload.as_slice())
+        .collect();
     let expected: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     if tail != expected || third.records.last().map(|r| r.lsn) != Some(lsn) {
         return Err(format!(
@@ -294,7 +335,8 @@ pub fn wal_target(data: &[u8]) -> Result<(), String> {
             third.records.last().map(|r| r.lsn)
         ));
     }
-    wal.close().map_err(|e| format!("close after the third open failed: {e}"))
+    wal.close()
+        .map_err(|e| format!("close after the third open failed: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -307,10 +349,16 @@ fn collect(fs: &SimFs, flags: u8) -> DirInput {
         if path.parent() != Some(dir.as_path()) {
             continue;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let code = match code_of(&name) {
             Some(code) => code,
-            None if name.ends_with(".wal.tmp") => 0x80 | (name[..20].parse::<u64>().unwrap_or(0) & 0x3f) as u8,
+            None if name.ends_with(".wal.tmp") => {
+                0x80 | (name[..20].parse::<u64>().unwrap_or(0) & 0x3f) as u8
+            }
             None => continue,
         };
         files.push((code, fs.read_file(&path).unwrap_or_default()));
@@ -338,8 +386,11 @@ fn workload(wal: &Wal, groups: u64) -> u64 {
         let count = 1 + g % 3;
         let payloads: Vec<Vec<u8>> = (0..count).map(|i| payload(n + i)).collect();
         n += count;
-        let records: Vec<Record<'_>> =
-            payloads.iter().enumerate().map(|(i, p)| Record::new(1 + ((g as usize + i) % 5) as u8, p)).collect();
+        let records: Vec<Record<'_>> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Record::new(1 + ((g as usize + i) % 5) as u8, p))
+            .collect();
         last = wal.append(&records, None).expect("append");
         wal.wait_durable(last).expect("durable");
     }
@@ -400,11 +451,24 @@ pub fn seed_dirs() -> Vec<DirInput> {
     let mut image = segment_header(0x5EED, 1).to_vec();
     for lsn in 1..=6u64 {
         let flags = if lsn % 3 == 1 { FLAG_SYNC_START } else { 0 };
-        encode_record(&mut image, (lsn % 255) as u8 + 1, flags, lsn, 0x5EED, &payload(lsn));
+        encode_record(
+            &mut image,
+            (lsn % 255) as u8 + 1,
+            flags,
+            lsn,
+            0x5EED,
+            &payload(lsn),
+        );
     }
-    seeds.push(DirInput { flags: FLAG_FIX_CRCS, files: vec![(1, image.clone())] });
+    seeds.push(DirInput {
+        flags: FLAG_FIX_CRCS,
+        files: vec![(1, image.clone())],
+    });
     image.resize(4096, 0);
-    seeds.push(DirInput { flags: FLAG_PREALLOCATE | FLAG_FIX_CRCS | FLAG_APPEND_AFTER, files: vec![(1, image)] });
+    seeds.push(DirInput {
+        flags: FLAG_PREALLOCATE | FLAG_FIX_CRCS | FLAG_APPEND_AFTER,
+        files: vec![(1, image)],
+    });
     seeds.retain(|s| !s.files.is_empty() || s.flags == 0);
     seeds
 }
@@ -412,12 +476,20 @@ pub fn seed_dirs() -> Vec<DirInput> {
 /// Reads the v1 fixtures of `rust/duro-wal/tests/fixtures` (each a directory of segments).
 pub fn fixture_dirs(root: &Path) -> Vec<DirInput> {
     let mut seeds = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else { return seeds };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return seeds;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let mut files = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().to_string();
             if let (Some(code), Ok(bytes)) = (code_of(&name), std::fs::read(entry.path())) {
@@ -427,7 +499,10 @@ pub fn fixture_dirs(root: &Path) -> Vec<DirInput> {
         files.sort_by_key(|(code, _)| *code);
         let preallocated = files.first().is_some_and(|(_, b)| b.len() == 4096);
         if !files.is_empty() {
-            seeds.push(DirInput { flags: if preallocated { FLAG_PREALLOCATE } else { 0 }, files });
+            seeds.push(DirInput {
+                flags: if preallocated { FLAG_PREALLOCATE } else { 0 },
+                files,
+            });
         }
     }
     seeds
@@ -475,7 +550,11 @@ fn mutate_segment_header(rng: &mut Rng, image: &mut Vec<u8>, code: u8) {
         0 => image[8..12].copy_from_slice(&rng.pick(&[0u32, 1, 2, u32::MAX]).to_le_bytes()),
         1 => image[12..16].copy_from_slice(&(rng.number() as u32).to_le_bytes()),
         2 => {
-            let no = if rng.chance(70) { segment_no_of(code).unwrap_or(1) } else { rng.number() };
+            let no = if rng.chance(70) {
+                segment_no_of(code).unwrap_or(1)
+            } else {
+                rng.number()
+            };
             image[16..24].copy_from_slice(&no.to_le_bytes());
         }
         3 => image[24..28].copy_from_slice(&1u32.to_le_bytes()),
@@ -508,8 +587,11 @@ pub fn mutate_dir(rng: &mut Rng, input: &mut DirInput, seeds: &[DirInput]) {
         match rng.below(20) {
             // Bytes of one file.
             0..=5 => {
-                let others: Vec<Vec<u8>> =
-                    seeds.iter().flat_map(|s| s.files.iter().map(|(_, b)| b.clone())).take(8).collect();
+                let others: Vec<Vec<u8>> = seeds
+                    .iter()
+                    .flat_map(|s| s.files.iter().map(|(_, b)| b.clone()))
+                    .take(8)
+                    .collect();
                 mutate(rng, &mut input.files[i].1, &others, 16 << 10);
             }
             // A field of one frame, checksums fixed (usually).
@@ -575,8 +657,10 @@ pub fn mutate_dir(rng: &mut Rng, input: &mut DirInput, seeds: &[DirInput]) {
                 let mut image = vec![0u8; len];
                 if len >= SEGMENT_HEADER_SIZE && rng.chance(70) {
                     let code = fresh_code(rng);
-                    image[..SEGMENT_HEADER_SIZE]
-                        .copy_from_slice(&segment_header(rng.next_u64() as u32, segment_no_of(code).unwrap_or(0)));
+                    image[..SEGMENT_HEADER_SIZE].copy_from_slice(&segment_header(
+                        rng.next_u64() as u32,
+                        segment_no_of(code).unwrap_or(0),
+                    ));
                     input.files.push((code, image));
                 } else {
                     input.files.push((fresh_code(rng), image));

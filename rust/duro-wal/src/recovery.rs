@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::WalError;
 use crate::format::{
-    decode_segment_header, is_tmp_segment_name, parse_segment_name, segment_tmp_name, validate_record_at, MAX_SEGMENT_NO,
-    HeaderError, FORMAT_VERSION, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
+    decode_segment_header, is_tmp_segment_name, parse_segment_name, segment_tmp_name,
+    validate_record_at, HeaderError, FORMAT_VERSION, MAX_SEGMENT_NO, RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
 };
 use crate::fs::{Fs, FsFile, OpenOptions};
 use crate::options::{WalOptions, MAX_SEGMENT_SIZE};
@@ -161,7 +162,9 @@ pub(crate) fn recover(
             file: segment_path(dir, too_big),
             offset: 0,
             lsn: None,
-            detail: format!("segment number {too_big} is beyond any this log writes ({MAX_SEGMENT_NO})"),
+            detail: format!(
+                "segment number {too_big} is beyond any this log writes ({MAX_SEGMENT_NO})"
+            ),
         });
     }
     if numbers.is_empty() {
@@ -488,14 +491,21 @@ fn find_sync_start(image: &[u8], from: usize, epoch: u32, after: Lsn) -> Option<
 
 /// Writes the valid prefix of `segment` (then zeros to its old length) to a new file that
 /// replaces it, durably. Returns the new file, open for the writer.
-fn copy_valid_prefix(fs: &dyn Fs, dir: &Path, segment: &Scanned) -> Result<Box<dyn FsFile>, WalError> {
+fn copy_valid_prefix(
+    fs: &dyn Fs,
+    dir: &Path,
+    segment: &Scanned,
+) -> Result<Box<dyn FsFile>, WalError> {
     let mut image = read_image(&*segment.file, &segment.path)?;
     let end = segment.end as usize;
     if image.len() < end {
         return Err(WalError::io(
             "re-read recovered segment",
             &segment.path,
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the segment shrank during recovery"),
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the segment shrank during recovery",
+            ),
         ));
     }
     image[end..].fill(0);

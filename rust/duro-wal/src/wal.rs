@@ -666,7 +666,9 @@ fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Result<(), WalE
                 // writer, so spinning (not idle) needs no notification.
                 drop(pending);
                 let spin_until = std::time::Instant::now() + WRITER_SPIN;
-                while !shared.has_work.load(Ordering::Acquire) && std::time::Instant::now() < spin_until {
+                while !shared.has_work.load(Ordering::Acquire)
+                    && std::time::Instant::now() < spin_until
+                {
                     std::hint::spin_loop();
                 }
                 pending = lock(&shared.pending);

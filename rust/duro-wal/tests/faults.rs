@@ -97,7 +97,10 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
     let image = fs.crash_image(duro_wal::fs::Damage::LoseUnsynced, 1);
     let (_wal, after_power_cut) = open_sim(&image, small_options()).unwrap();
     assert_eq!(after_power_cut.records.len(), recovery.records.len() + 1);
-    assert_eq!(after_power_cut.records.last().unwrap().payload, b"after reopen");
+    assert_eq!(
+        after_power_cut.records.last().unwrap().payload,
+        b"after reopen"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 fn all_seeds() -> Vec<DirInput> {
     let mut seeds = seed_dirs();
-    seeds.extend(fixture_dirs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")));
+    seeds.extend(fixture_dirs(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    ));
     seeds
 }
 
@@ -77,7 +79,10 @@ fn one_record_segment(segment_no: u64, lsn: u64) -> Vec<u8> {
 #[test]
 fn regression_record_with_lsn_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
-    let input = DirInput { flags: 0, files: vec![(1, one_record_segment(1, u64::MAX))] };
+    let input = DirInput {
+        flags: 0,
+        files: vec![(1, one_record_segment(1, u64::MAX))],
+    };
     assert_eq!(wal_target(&input.to_bytes()), Ok(()));
 }
 
@@ -85,7 +90,10 @@ fn regression_record_with_lsn_u64_max() {
 #[test]
 fn regression_segment_number_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
-    let input = DirInput { flags: 0, files: vec![(0xff, one_record_segment(u64::MAX, 1))] };
+    let input = DirInput {
+        flags: 0,
+        files: vec![(0xff, one_record_segment(u64::MAX, 1))],
+    };
     assert_eq!(wal_target(&input.to_bytes()), Ok(()));
 }
 
@@ -93,7 +101,10 @@ fn regression_segment_number_u64_max() {
 #[test]
 fn regression_append_when_next_lsn_is_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
-    let input = DirInput { flags: wal_dir::FLAG_APPEND_AFTER, files: vec![(1, one_record_segment(1, u64::MAX - 1))] };
+    let input = DirInput {
+        flags: wal_dir::FLAG_APPEND_AFTER,
+        files: vec![(1, one_record_segment(1, u64::MAX - 1))],
+    };
     assert_eq!(wal_target(&input.to_bytes()), Ok(()));
 }
 
@@ -102,6 +113,9 @@ fn regression_append_when_next_lsn_is_u64_max() {
 #[test]
 fn regression_rotation_past_segment_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
-    let input = DirInput { flags: wal_dir::FLAG_APPEND_MANY, files: vec![(0xfe, one_record_segment(u64::MAX - 1, 1))] };
+    let input = DirInput {
+        flags: wal_dir::FLAG_APPEND_MANY,
+        files: vec![(0xfe, one_record_segment(u64::MAX - 1, 1))],
+    };
     assert_eq!(wal_target(&input.to_bytes()), Ok(()));
 }
