@@ -134,6 +134,26 @@ pub fn check_against(state: &RunState, def: &WorkflowDef) -> Result<(), NonDeter
             }
         }
     }
+    // The run recorded how many steps its definition had when it started: a
+    // definition with steps added or removed at the end (same version) would
+    // otherwise finish a run without steps it was started with, or with steps
+    // it never had.
+    let defined = def.forward_step_count();
+    if state.step_count != defined {
+        let seq = state.step_count.min(defined);
+        let (expected, found) = if defined < state.step_count {
+            (
+                format!("<step {seq}: the run was started with {} steps>", state.step_count),
+                format!("<no step: the definition now has {defined}>"),
+            )
+        } else {
+            (
+                format!("<the end: the run was started with {} steps>", state.step_count),
+                def.steps.get(seq as usize).map_or_else(String::new, |d| d.name.clone()),
+            )
+        };
+        return Err(NonDeterminism { seq, expected, expected_kind: StepKind::Task, found, found_kind: StepKind::Task });
+    }
     Ok(())
 }
 
@@ -235,7 +255,9 @@ pub fn next_action(
                 return Ok(Action::Finished);
             }
         }
-        if state.is_paused() {
+        // A pause holds the run at a step boundary; a cancellation that asked
+        // for compensation is not held by it (the user wants the run undone).
+        if state.is_paused() && state.cancel_requested().is_none() {
             return Ok(Action::Wait { reason: WaitReason::Paused, wake_at_ms: None });
         }
         if state.turned_back().is_some() {
@@ -252,6 +274,12 @@ pub fn next_action(
             }
         }
         let current = first_open_forward(state);
+        if current >= def.steps.len() {
+            // Every step completed, the last one possibly just after the
+            // deadline (its result was accepted before the timeout was recorded).
+            state.emit(Event::RunCompleted { output: Vec::new(), at_ms: now_ms }, out)?;
+            return Ok(Action::Finished);
+        }
         if let Some(deadline) = state.deadline_ms {
             if now_ms >= deadline {
                 let reason = ErrorInfo::new(

@@ -174,6 +174,30 @@ fn cancel_with_and_without_compensation() {
 }
 
 #[test]
+fn cancel_with_compensation_is_not_held_by_a_pause() {
+    let wf = def(vec![task("a").with_compensation(policy(1, 0)), StepDef::wait_event("go", None), task("b")]);
+    let inputs = vec![(500, Input::Pause), (1_000, Input::Cancel { compensate: true })];
+    let mut s = Sim::new(wf, World { seed: 7, task_fail_pct: 0, inputs });
+    let end = s.run(&[]);
+    assert!(!end.stuck, "a paused run cancelled with compensation must not stay paused");
+    assert_eq!(end.outcome, Some(Outcome::Cancelled));
+    assert_eq!(end.compensated, ["a"]);
+}
+
+#[test]
+fn the_last_step_completing_after_the_deadline_completes_the_run() {
+    // The result was accepted (recorded) before the timeout was: nothing is left to time out.
+    let mut wf = def(vec![task("a")]);
+    wf.timeout_ms = Some(10);
+    let mut s = Sim::new(wf, world(0));
+    let mut out = Vec::new();
+    let Action::Execute(exec) = linear::next_action(&mut s.state, &s.def, &s.limits, 0, &mut out).unwrap() else { panic!() };
+    linear::step_succeeded(&mut s.state, exec.seq, exec.attempt, b"1".to_vec(), 50, &mut out).unwrap();
+    assert_eq!(linear::next_action(&mut s.state, &s.def, &s.limits, 50, &mut out).unwrap(), Action::Finished);
+    assert!(matches!(s.state.outcome(), Some(Outcome::Completed { .. })));
+}
+
+#[test]
 fn delayed_start_waits() {
     let mut s = Sim::with_start(def(vec![task("a")]), world(0), Some(7_000));
     let mut out = Vec::new();
@@ -219,6 +243,12 @@ fn changed_definitions_are_reported_not_mixed() {
     assert!(removed.to_string().contains("non-deterministic"));
     let kind_changed = check(vec![task("reserve"), StepDef::sleep("charge", 1)]).unwrap_err();
     assert_eq!(kind_changed.found_kind, StepKind::Sleep);
+    // Steps not reached yet count too: the run was started with three.
+    let trailing_removed = check(vec![task("reserve"), task("charge")]).unwrap_err();
+    assert_eq!(trailing_removed.seq, 2);
+    assert!(trailing_removed.expected.contains("started with 3 steps"), "{trailing_removed}");
+    let trailing_added = check(vec![task("reserve"), task("charge"), task("ship"), task("audit")]).unwrap_err();
+    assert_eq!((trailing_added.seq, trailing_added.found.as_str()), (3, "audit"));
 }
 
 #[test]

@@ -339,6 +339,7 @@ impl Engine {
             dirty: false,
             unacked: 1,
             pending: None,
+            deadline_timer: false,
         });
         match self.inner.store.start_run(&started, Some(handle)) {
             Ok((StartOutcome::Created { run_key }, receipt)) => {
@@ -734,6 +735,16 @@ impl Inner {
             Ok(action) => action,
             Err(error) => return Ok(Decided::Block(error)),
         };
+        if let Action::Execute(exec) = &action {
+            // A deadline passing while a forward step runs must fail the run
+            // then, not when the step returns (it may never return).
+            if exec.kind == StepKind::Task && !run.deadline_timer {
+                if let Some(deadline) = run.state.deadline_ms {
+                    self.timers.schedule(deadline, run.state.run_key);
+                    run.deadline_timer = true;
+                }
+            }
+        }
         match action {
             Action::Execute(exec) if inline => {
                 // The caller continues the run itself once `position` is durable.
@@ -958,6 +969,7 @@ impl Inner {
             dirty: false,
             unacked: 0,
             pending: None,
+            deadline_timer: false,
         });
         if let Some(message) = blocked {
             lock(&self.finished).blocked.insert(run_key, message);
@@ -967,7 +979,8 @@ impl Inner {
     }
 
     fn fire_due_timers(&self) {
-        let due = self.timers.take_due(self.clock.now_ms());
+        let now = self.clock.now_ms();
+        let due = self.timers.take_due(now);
         if due.is_empty() {
             return;
         }
@@ -978,8 +991,21 @@ impl Inner {
             match loaded {
                 Some(handle) => {
                     if let Some(run) = table.get_mut(handle) {
-                        if run.phase == Phase::Evicting {
-                            run.dirty = true;
+                        match run.phase {
+                            Phase::Evicting => run.dirty = true,
+                            // The workflow's deadline passed while a step runs: decide
+                            // now (the run turns back with WorkflowTimeout and the open
+                            // attempt is closed); that attempt's late result is refused
+                            // as stale and discarded.
+                            Phase::InCaller { .. }
+                                if run.state.turned_back().is_none()
+                                    && run.state.deadline_ms.is_some_and(|d| d <= now) =>
+                            {
+                                run.phase = Phase::Queued;
+                                run.pending = None;
+                                queued[run.wf.lane as usize].push(QueueItem::Run(handle));
+                            }
+                            _ => {}
                         }
                     }
                 }

@@ -58,6 +58,9 @@ pub(crate) struct ActiveRun {
     pub unacked: u32,
     /// The decided next step, handed out once the record holding its start is durable.
     pub pending: Option<duro_core::linear::Execute>,
+    /// A timer at the workflow's deadline is scheduled (once per stay in
+    /// memory), so a deadline that passes while a step runs is noticed.
+    pub deadline_timer: bool,
 }
 
 struct Slot {

@@ -23,6 +23,12 @@ create_exception!(_core, StoreFailed, StoreError, "The store stopped accepting w
 create_exception!(_core, CorruptionError, StoreError, "Stored data is corrupt; the message names the file and offset.");
 create_exception!(_core, NewerFormat, StoreError, "The store was written by a newer duro.");
 create_exception!(_core, EngineClosed, DuroError, "The engine was closed.");
+create_exception!(
+    _core,
+    StaleResult,
+    DuroError,
+    "A step's result arrived after its attempt was closed (workflow timeout, cancellation); it was discarded."
+);
 
 fn store_error(error: &RustStoreError) -> PyErr {
     let message = error.to_string();
@@ -52,7 +58,7 @@ fn core_error(error: &CoreError) -> PyErr {
         CoreError::NonDeterminism(_) => NonDeterminismError::new_err(message),
         CoreError::RunFinished { .. } => RunEnded::new_err(message),
         CoreError::Decode(_) | CoreError::Inconsistent { .. } => CorruptionError::new_err(message),
-        CoreError::StaleResult { .. } => DuroError::new_err(message),
+        CoreError::StaleResult { .. } => StaleResult::new_err(message),
     }
 }
 
@@ -94,5 +100,6 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("CorruptionError", py.get_type::<CorruptionError>())?;
     module.add("NewerFormat", py.get_type::<NewerFormat>())?;
     module.add("EngineClosed", py.get_type::<EngineClosed>())?;
+    module.add("StaleResult", py.get_type::<StaleResult>())?;
     Ok(())
 }
