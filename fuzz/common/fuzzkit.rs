@@ -672,6 +672,16 @@ impl Campaign {
             }
         }
         drop(out);
+        // Known bugs are not violations (they fail only with DURO_FUZZ_STRICT=1).
+        report_campaign(&format!(
+            "fuzz          {}: {} inputs, {} panics, {} other failures, {known_hits} inputs hit known bugs; \
+             violations {}",
+            self.name,
+            self.inputs,
+            self.panics,
+            self.other_failures,
+            self.panics + self.other_failures,
+        ));
         if self.failures.is_empty() {
             return;
         }
@@ -704,6 +714,22 @@ impl Campaign {
             self.failures.iter().map(|f| f.count).sum::<u64>(),
             self.failures.len()
         );
+    }
+}
+
+/// Appends a campaign's summary line to the file named by `DURO_CAMPAIGN_REPORT`, if set:
+/// scripts/test.sh sets it and prints the file at the end, under "Reliability campaigns".
+pub fn report_campaign(line: &str) {
+    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    // One write of a whole line on an O_APPEND descriptor: lines of concurrent tests never mix.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }
 

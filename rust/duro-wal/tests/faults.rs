@@ -26,7 +26,10 @@ fn assert_poisoned(result: Result<impl std::fmt::Debug, WalError>, what: &str) {
     }
 }
 
-fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
+/// Injects one fault (planned at the writer's next operation) and checks fail-stop, zero
+/// acknowledgements after it, and recovery on reopen and after a power cut. Returns how many
+/// operations failed.
+fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) -> usize {
     let fs = SimFs::new();
     let sink = RecordingSink::new(false);
     let (wal, _) = open_with_sink(&fs, small_options(), sink.clone()).unwrap();
@@ -76,6 +79,8 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
     assert_eq!(log.tokens, vec![1, 2, 3, 4, 5]);
     drop(log);
     assert_poisoned(wal.close(), "close");
+    let failed_ops = fs.trace().iter().filter(|t| t.failed.is_some()).count();
+    assert!(failed_ops >= 1, "the fault fired");
 
     // Reopen (the process restarted, the machine did not) recovers a prefix of what was
     // appended, with every acknowledged record.
@@ -101,51 +106,65 @@ fn sync_failure(fault: impl Fn(u64) -> Fault, errno: i32) {
         after_power_cut.records.last().unwrap().payload,
         b"after reopen"
     );
+    failed_ops
+}
+
+/// One line in the campaign report per test (every check is an assertion: reaching it means
+/// none failed).
+fn report(what: &str, faults: usize, failed_ops: usize) {
+    report_campaign(&format!(
+        "I/O faults    wal [{what}]: faults injected {faults}, operations failed {failed_ops}; \
+         fail-stop, 0 acknowledgements after the failure, reopen recovered; violations 0"
+    ));
 }
 
 #[test]
 fn persistent_fsync_eio_is_fail_stop() {
-    sync_failure(
+    let failed_ops = sync_failure(
         |op| Fault::FailSyncsFrom {
             op,
             errno: libc::EIO,
         },
         libc::EIO,
     );
+    report("persistent fsync EIO", 1, failed_ops);
 }
 
 #[test]
 fn persistent_fsync_enospc_is_fail_stop() {
-    sync_failure(
+    let failed_ops = sync_failure(
         |op| Fault::FailSyncsFrom {
             op,
             errno: libc::ENOSPC,
         },
         libc::ENOSPC,
     );
+    report("persistent fsync ENOSPC", 1, failed_ops);
 }
 
 #[test]
 fn transient_fsync_error_is_still_fail_stop() {
     // Only the one sync fails (write is op+1, its sync op+2): the log must not retry it.
-    sync_failure(
+    let failed_ops = sync_failure(
         |op| Fault::FailOp {
             op: op + 1,
             errno: libc::EIO,
         },
         libc::EIO,
     );
+    report("one fsync EIO", 1, failed_ops);
 }
 
 #[test]
 fn write_error_is_fail_stop() {
-    sync_failure(
+    let failed_ops = sync_failure(
         |op| Fault::FailWritesFrom {
             op,
             errno: libc::ENOSPC,
         },
         libc::ENOSPC,
     );
+    report("persistent write ENOSPC", 1, failed_ops);
 }
 
 #[test]
@@ -212,4 +231,9 @@ fn failure_to_prepare_a_segment_fails_the_log_at_rotation() {
     // must have failed by the time it needed a segment it could not create.
     assert_poisoned(last, "append after a failed segment creation");
     assert_eq!(sink.log.lock().unwrap().failed.len(), 1);
+    let failed_ops = [&fs, &fs2]
+        .iter()
+        .map(|fs| fs.trace().iter().filter(|t| t.failed.is_some()).count())
+        .sum();
+    report("segment creation: open, recovery, rotation", 3, failed_ops);
 }
