@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+from support import report_campaign
 
 CHILD = Path(__file__).resolve().parent / "procs" / "kill_loop_child.py"
 KILLS = int(os.environ.get("DURO_KILLS", "50"))
@@ -210,6 +211,11 @@ def test_random_sigkills_lose_no_step_and_rerun_no_acknowledged_step(tmp_path: P
         f"executions={total_execs} re-executions={reexecutions} (max per run {worst_run[0]}: {worst_run[1]}) "
         f"violations={violations} same-process-reruns={same_process_reruns} over-budget-kills={over_budget_kills} "
         f"loop={loop_seconds:.1f}s mean-delay={1000 * sum(delays) / max(1, len(delays)):.0f}ms"
+    )
+    report_campaign(
+        f"kills         kill loop [{RUNS} runs × {STEPS} steps per round]: {KILLS} kills "
+        f"({idle_kills} before their process ran a step), {len(results)} runs, {total_execs} executions, "
+        f"{reexecutions} re-executions (at most 1 per kill per run); violations {len(problems)}"
     )
     assert not problems, "\n".join(problems[:40])
     assert violations == 0
