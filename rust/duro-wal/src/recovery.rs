@@ -374,8 +374,8 @@ pub(crate) fn recover(
     }
 
     // Repair. The segment the log continues in is made durable as it was read: its valid
-    // prefix is copied into a new file (tmp → fdatasync → rename → fsync dir), with zeros
-    // where a torn tail was.
+    // prefix is copied into a new file (tmp → fdatasync → rename → fsync dir); a torn tail
+    // is not copied.
     //
     // Why a copy and not an fsync of the old file: after a failed fsync (a previous process
     // that failed stop), the kernel may have dropped the dirty pages of the last group while
@@ -387,21 +387,10 @@ pub(crate) fn recover(
     // the rename leaves a `.tmp` file, which the next open deletes.
     let mut rest = scanned.split_off(keep);
     let mut current = rest.remove(0);
-    if current.lsns.is_some() {
-        current.file = copy_valid_prefix(fs, dir, &current)?;
-    } else {
-        // Only a header (synced when the segment was created), and maybe a torn first group.
-        if let Some(last_nz) = current.last_nonzero {
-            zero_fill(&*current.file, &current.path, current.end, last_nz + 1)?;
-        }
-        current
-            .file
-            .sync_data()
-            .map_err(io_err("fdatasync recovered segment", &current.path))?;
-    }
 
-    // Then the segments past the end: an empty, complete successor is kept as the next
-    // segment; anything else is deleted.
+    // The segments past the end: an empty, complete successor is kept as the next segment;
+    // anything else is deleted. (They hold nothing of the valid log, so the order of this
+    // and the copy below does not matter to a crash.)
     let mut spare = None;
     let mut removed_any = false;
     let expected_len = if options.preallocate {
@@ -432,6 +421,27 @@ pub(crate) fn recover(
             .map_err(io_err("fsync log directory", dir))?;
     }
 
+    let mut capacity = current.file_len.max(options.segment_size);
+    if current.lsns.is_some() {
+        // With a spare successor, the copy holds only the valid records and the log goes
+        // on in the spare (no zeros to write and sync: opening stays cheap). Without one,
+        // the copy keeps the segment's length, zeros included, and the log goes on in it.
+        let keep_length = spare.is_none();
+        current.file = copy_valid_prefix(fs, dir, &current, keep_length)?;
+        if !keep_length {
+            capacity = current.end;
+        }
+    } else {
+        // Only a header (synced when the segment was created), and maybe a torn first group.
+        if let Some(last_nz) = current.last_nonzero {
+            zero_fill(&*current.file, &current.path, current.end, last_nz + 1)?;
+        }
+        current
+            .file
+            .sync_data()
+            .map_err(io_err("fdatasync recovered segment", &current.path))?;
+    }
+
     let mut segments: Vec<SegmentMeta> = scanned
         .iter()
         .map(|s| SegmentMeta {
@@ -443,7 +453,6 @@ pub(crate) fn recover(
         segment_no: current.segment_no,
         lsns: current.lsns,
     });
-    let capacity = current.file_len.max(options.segment_size);
     Ok(Recovered {
         recovery: Recovery {
             records,
@@ -489,12 +498,14 @@ fn find_sync_start(image: &[u8], from: usize, epoch: u32, after: Lsn) -> Option<
     None
 }
 
-/// Writes the valid prefix of `segment` (then zeros to its old length) to a new file that
-/// replaces it, durably. Returns the new file, open for the writer.
+/// Writes the valid prefix of `segment` to a new file that replaces it, durably: followed
+/// by zeros to the old length with `keep_length`, else ending after the last valid record.
+/// Returns the new file, open for the writer.
 fn copy_valid_prefix(
     fs: &dyn Fs,
     dir: &Path,
     segment: &Scanned,
+    keep_length: bool,
 ) -> Result<Box<dyn FsFile>, WalError> {
     let mut image = read_image(&*segment.file, &segment.path)?;
     let end = segment.end as usize;
@@ -508,7 +519,11 @@ fn copy_valid_prefix(
             ),
         ));
     }
-    image[end..].fill(0);
+    if keep_length {
+        image[end..].fill(0);
+    } else {
+        image.truncate(end);
+    }
     let tmp = dir.join(segment_tmp_name(segment.segment_no));
     let file = fs
         .open(&tmp, OpenOptions::create_truncate())

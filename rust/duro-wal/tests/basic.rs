@@ -525,3 +525,66 @@ fn leftover_tmp_segments_are_deleted_on_open() {
         "unrelated files are left alone"
     );
 }
+
+/// Recovery copies the segment the log continues in (see `recovery.rs`). With a spare
+/// successor on disk the copy ends after the last valid record and the log goes on in the
+/// spare; without one the copy keeps its length and the log goes on in it. Either way every
+/// record survives a later reopen and a power cut.
+#[test]
+fn reopen_copies_the_last_segment_and_continues_in_the_spare_or_in_place() {
+    use duro_wal::fs::Fs;
+    for with_spare in [true, false] {
+        let fs = SimFs::new();
+        let (wal, _) = open_sim(&fs, small_options()).unwrap();
+        for n in 1..=5u64 {
+            let lsn = wal
+                .append(&[Record::new(1, &payload(n, 200))], None)
+                .unwrap();
+            wal.wait_durable(lsn).unwrap();
+        }
+        let segment = |no: u64| dir().join(format!("{no:020}.wal"));
+        for _ in 0..2_000 {
+            if fs.read_file(&segment(2)).is_some() {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            fs.read_file(&segment(2)).is_some(),
+            "the preparer made the next segment"
+        );
+        wal.close().unwrap();
+        if !with_spare {
+            fs.remove_file(&segment(2)).unwrap();
+            fs.sync_dir(&dir()).unwrap();
+        }
+
+        let (wal, recovery) = open_sim(&fs, small_options()).unwrap();
+        assert_eq!(recovery.records.len(), 5);
+        let first_len = fs.read_file(&segment(1)).unwrap().len() as u64;
+        if with_spare {
+            assert!(
+                first_len < small_options().segment_size,
+                "the copy holds only the records"
+            );
+        } else {
+            assert_eq!(
+                first_len,
+                small_options().segment_size,
+                "the copy keeps its length"
+            );
+        }
+        let lsn = wal
+            .append(&[Record::new(1, b"after reopen")], None)
+            .unwrap();
+        wal.wait_durable(lsn).unwrap();
+        assert_eq!(lsn, 6);
+        let image = fs.crash_image(duro_wal::fs::Damage::LoseUnsynced, 3);
+        wal.close().unwrap();
+        for fs in [&fs, &image] {
+            let (_wal, recovery) = open_sim(fs, small_options()).unwrap();
+            assert_eq!(recovery.records.len(), 6, "with_spare {with_spare}");
+            assert_eq!(recovery.records[5].payload, b"after reopen");
+        }
+    }
+}
