@@ -120,3 +120,29 @@ def test_async_api_works_with_an_engine_opened_outside_any_loop(engine: duro.Eng
 
     assert asyncio.run(main()).value == {"a": 2}
     assert flow.run(5, engine=engine).result(timeout=30).value == {"a": 6}, "sync callers use the background loop"
+
+
+async def test_hanging_timed_sync_steps_of_an_async_workflow_do_not_starve_the_others(tmp_path: Path, name: str) -> None:
+    gate = threading.Event()
+    started: List[int] = []
+    hung = 40  # more than the loop's default executor holds (min(32, cpus + 4))
+
+    def hang(i: int) -> None:
+        started.append(i)
+        gate.wait(60)
+
+    async def first(i: int) -> int:
+        return i
+
+    try:
+        async with duro.Engine(str(tmp_path / "s")) as engine:
+            flow = duro.workflow(name, retry=ONCE).step("first", first).step("hang", hang, timeout="200ms")
+            handles = await asyncio.gather(*(flow.run_async(i, engine=engine) for i in range(hung)))
+            results = await asyncio.gather(*(h.result_async(timeout=120) for h in handles))
+            assert {(r.error.error_type, r.error.failed_step) for r in results if r.error} == {("StepTimeout", "hang")}
+            assert sorted(started) == list(range(hung)), "every timed call started at once, on its own thread"
+            quick = duro.workflow(name + "-quick").step("first", first).step("quick", lambda i, p: p["first"] + 1, timeout="10s")
+            result = await (await quick.run_async(1, engine=engine)).result_async(timeout=60)
+            assert result.value == {"first": 1, "quick": 2}
+    finally:
+        gate.set()

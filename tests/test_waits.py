@@ -153,3 +153,61 @@ def test_result_timeout_raises_and_the_run_goes_on(engine: duro.Engine, name: st
     with pytest.raises(duro.ResultTimeout):
         handle.result(timeout=0.05)
     assert handle.result(timeout=30).ok
+
+
+#: More hanging steps than any ThreadPoolExecutor's default size (min(32, cpus + 4)).
+HUNG = 40
+
+
+def test_hanging_timed_sync_steps_hold_only_their_own_threads(engine: duro.Engine, name: str) -> None:
+    gate = threading.Event()
+    started: List[int] = []
+    undone: List[int] = []
+
+    def hang(i: int) -> str:
+        started.append(i)
+        gate.wait(60)
+        return "late"
+
+    flow = (
+        duro.workflow(name, retry=ONCE)
+        .step("a", lambda i: i, timeout="10s", compensate=lambda i, out: undone.append(out))
+        .step("hang", hang, timeout="200ms")
+    )
+    try:
+        results = [h.result(timeout=120) for h in flow.run_many(range(HUNG), engine=engine)]
+        for result in results:
+            assert result.error is not None
+            assert (result.error.error_type, result.error.failed_step) == ("StepTimeout", "hang")
+            assert result.error.compensation_errors == [], "timed compensations start at once too"
+        assert sorted(undone) == list(range(HUNG))
+        # Every body started while its run was live: none waits in a queue to run after the run is final.
+        assert sorted(started) == list(range(HUNG))
+        quick = duro.workflow(name + "-quick").step("quick", lambda i: i + 1, timeout="10s")
+        assert quick.run(1, engine=engine).result(timeout=60).value == {"quick": 2}
+    finally:
+        gate.set()
+
+
+def test_a_timed_call_whose_thread_starts_too_late_never_runs(
+    engine: duro.Engine, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duro._runner as runner
+
+    ran: List[Any] = []
+    deferred: List[Any] = []
+    spawn = runner._spawn
+
+    def late_spawn(target: Any, thread_name: str) -> None:
+        if "starved" in thread_name:
+            deferred.append(target)  # as if the thread got no CPU before the timeout
+        else:
+            spawn(target, thread_name)
+
+    monkeypatch.setattr(runner, "_spawn", late_spawn)
+    flow = duro.workflow(name, retry=ONCE).step("starved", lambda i: ran.append(i), timeout="50ms")
+    result = flow.run("x", engine=engine).result(timeout=30)
+    assert result.error is not None and result.error.error_type == "StepTimeout"
+    assert len(deferred) == 1
+    deferred[0]()  # the thread finally runs, after the run is final
+    assert ran == [], "a call abandoned before it started must not run later"

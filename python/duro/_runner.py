@@ -9,9 +9,9 @@ share it; only how they call the function differs.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -136,7 +136,6 @@ class Runner:
         self.core = engine._core
         self.codec: Codec = engine.codec
         self.max_payload = self.core.max_payload_bytes
-        self._timeout_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
     # -- contexts ------------------------------------------------------------------------------
 
@@ -259,31 +258,24 @@ class Runner:
 
     # -- calling -------------------------------------------------------------------------------
 
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._timeout_pool is None:
-            self._timeout_pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="duro-step")
-        return self._timeout_pool
-
     def call_sync(self, call: Call) -> Any:
-        """Calls a plain function on this (worker) thread, or on a helper thread when it has a timeout."""
+        """Calls a plain function on this (worker) thread, or on its own thread when it has a timeout."""
         if call.timeout_ms is None:
             return call.fn(*call.args)
-        future = self._pool().submit(call.fn, *call.args)
-        try:
-            return future.result(timeout=call.timeout_ms / 1000.0)
-        except concurrent.futures.TimeoutError:
-            raise StepTimeout(
-                f"{KIND_NAMES[call.kind]} {call.name!r} did not finish within {call.timeout_ms / 1000.0:g}s; "
-                "the attempt counts as failed and its late result is discarded"
-            ) from None
+        timed = TimedCall(call)
+        timed.start()
+        if not timed.done.wait(call.timeout_ms / 1000.0) and timed.abandon():
+            raise _timed_out(call)
+        return timed.outcome()
 
     async def call_async(self, call: Call) -> Any:
         """Awaits a coroutine function; plain functions run in a thread, never on the loop."""
-        if call.is_async:
-            awaitable = call.fn(*call.args)
-        else:
+        if not call.is_async:
             loop = asyncio.get_running_loop()
-            awaitable = loop.run_in_executor(None, lambda: call.fn(*call.args))
+            if call.timeout_ms is None:
+                return await loop.run_in_executor(None, lambda: call.fn(*call.args))
+            return await _await_timed(loop, call)
+        awaitable = call.fn(*call.args)
         if call.timeout_ms is None:
             return await awaitable
         try:
@@ -295,6 +287,99 @@ class Runner:
             ) from None
 
     def close(self) -> None:
-        if self._timeout_pool is not None:
-            self._timeout_pool.shutdown(wait=False)
+        """Nothing to release: a timed call that still runs holds only its own daemon thread."""
+
+
+def _timed_out(call: Call) -> StepTimeout:
+    return StepTimeout(
+        f"{KIND_NAMES[call.kind]} {call.name!r} did not finish within {call.timeout_ms / 1000.0:g}s; "  # type: ignore[operator]
+        "the attempt counts as failed and its late result is discarded"
+    )
+
+
+def _spawn(target: Callable[[], None], name: str) -> None:
+    """Starts a daemon thread (a seam for tests that delay the start)."""
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+_PENDING, _RUNNING, _ABANDONED = 0, 1, 2
+
+
+class TimedCall:
+    """One call of a plain function with a timeout, on a daemon thread of its own.
+
+    Each timed call gets its own thread, started at once: a call that hangs
+    holds only that thread, never a slot another step waits for. Python
+    cannot stop a thread, so a call that times out runs on until it returns
+    and its result is discarded; a call abandoned before its thread got to
+    it never runs at all (its run may be final by then)."""
+
+    __slots__ = ("call", "lock", "state", "value", "error", "done", "on_done")
+
+    def __init__(self, call: Call, on_done: Optional[Callable[[], None]] = None) -> None:
+        self.call = call
+        self.lock = threading.Lock()
+        self.state = _PENDING
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        self.done = threading.Event()
+        self.on_done = on_done
+
+    def start(self) -> None:
+        _spawn(self._run, f"duro-step {self.call.name}"[:64])
+
+    def _run(self) -> None:
+        with self.lock:
+            if self.state == _ABANDONED:
+                return
+            self.state = _RUNNING
+        try:
+            self.value = self.call.fn(*self.call.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which decides
+            self.error = exc
+        finally:
+            self.done.set()
+            if self.on_done is not None:
+                self.on_done()
+
+    def abandon(self) -> bool:
+        """Gives up on the call. False when it finished meanwhile: its outcome counts."""
+        with self.lock:
+            if self.state == _PENDING:
+                self.state = _ABANDONED
+                return True
+        return not self.done.is_set()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return self.value
+
+
+async def _await_timed(loop: asyncio.AbstractEventLoop, call: Call) -> Any:
+    """A timed plain function of an async workflow: its own thread, awaited without blocking the loop."""
+    finished: "asyncio.Future[None]" = loop.create_future()
+
+    def settle() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    def on_done() -> None:
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this call any more
+
+    timed = TimedCall(call, on_done)
+    timed.start()
+    try:
+        await asyncio.wait_for(finished, call.timeout_ms / 1000.0)  # type: ignore[operator]
+    except asyncio.TimeoutError:
+        if timed.abandon():
+            raise _timed_out(call) from None
+    except asyncio.CancelledError:
+        timed.abandon()
+        raise
+    return timed.outcome()
 
