@@ -157,6 +157,58 @@ def test_cancel_with_compensation_undoes_completed_steps(engine: duro.Engine, na
     assert result.error is not None and result.error.error_type == "Cancelled"
 
 
+class Response:
+    """What an HTTP client returns: not JSON-serialisable."""
+
+    status_code = 200
+
+    def __repr__(self) -> str:
+        return "<Response [200]>"
+
+
+def test_compensations_and_on_failure_returning_unencodable_values_count_as_done(engine: duro.Engine, name: str) -> None:
+    calls: List[str] = []
+
+    def refund(order: Any, output: Any) -> Response:
+        calls.append("refund")
+        return Response()  # the refund happened; the response object is just what the client returned
+
+    def notify(ctx: duro.FailureContext) -> Any:
+        calls.append("notify")
+        return {"sent": object()}
+
+    flow = (
+        duro.workflow(name, retry=FAST)
+        .step("charge", lambda o: {"id": 1}, compensate=refund)
+        .step("ship", lambda o: 1 / 0, retryable=False)
+        .on_failure(notify)
+    )
+    result = flow.run(None, engine=engine).result(timeout=30)
+    assert result.error is not None and result.error.error_type == "ZeroDivisionError"
+    assert result.error.compensation_errors == [], "the compensation ran: it must not be recorded as failed"
+    assert "compensation" not in result.error.message
+    assert calls == ["refund", "notify"], "each handler ran once, and was not retried"
+    entries = {(e.kind, e.name): e for e in result.error.journal}
+    refunded = entries[("compensation", "charge")]
+    assert (refunded.status, refunded.attempt) == ("completed", 1)
+    assert refunded.output == "<unrecorded Response: <Response [200]>>"
+    notified = entries[("on_failure", "on_failure")]
+    assert notified.status == "completed"
+    assert isinstance(notified.output, str) and notified.output.startswith("<unrecorded dict: {'sent': <object object")
+
+
+def test_encodable_compensation_results_are_recorded_as_returned(engine: duro.Engine, name: str) -> None:
+    flow = (
+        duro.workflow(name, retry=ONCE)
+        .step("charge", lambda o: {"id": 1}, compensate=lambda o, out: {"refund_id": "r-1"})
+        .step("ship", lambda o: 1 / 0)
+    )
+    result = flow.run(None, engine=engine).result(timeout=30)
+    assert result.error is not None
+    [refunded] = [e for e in result.error.journal if e.kind == "compensation"]
+    assert refunded.output == {"refund_id": "r-1"}
+
+
 def _wait_for_status(handle: duro.RunHandle, status: str, timeout: float = 10.0) -> None:
     import time
 

@@ -106,6 +106,17 @@ def describe(exc: BaseException) -> str:
         return f"<{type(exc).__name__} whose __str__ raised {type(inner).__name__}>"
 
 
+def _describe_value(value: Any, limit: int = 200) -> str:
+    """A short, JSON-safe description of a value the codec cannot hold: its type and repr."""
+    try:
+        text = repr(value)
+    except BaseException:  # noqa: BLE001 - a broken __repr__ must not fail a finished handler
+        text = object.__repr__(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"<unrecorded {type(value).__name__}: {text}>"
+
+
 class Call:
     """One resolved call: the function, its arguments, and how to judge failures."""
 
@@ -181,8 +192,26 @@ class Runner:
     # -- reporting -----------------------------------------------------------------------------
 
     def encode(self, call: Call, value: Any) -> bytes:
-        """The checkpoint bytes of a return value; errors here fail the attempt (not retryable)."""
-        return self.encode_output(call.name, call.kind, value)
+        """The checkpoint bytes of a return value; errors here fail the attempt (not retryable).
+
+        A compensation's or on_failure handler's return value is informational
+        (nothing reads it) and its side effect already happened: one the codec
+        cannot hold, or too large, is recorded as a description of it (a
+        string) with a warning, and the handler counts as done."""
+        if call.kind == TASK:
+            return self.encode_output(call.name, call.kind, value)
+        try:
+            return self.encode_output(call.name, call.kind, value)
+        except (SerializationError, PayloadTooLarge) as exc:
+            description = _describe_value(value)
+            log.warning(
+                "the return value of %s %r is not recorded as is (%s); recorded as %r instead",
+                KIND_NAMES[call.kind],
+                call.name,
+                describe(exc),
+                description,
+            )
+            return self.encode_output(call.name, call.kind, description)
 
     def encode_output(self, name: str, kind: int, value: Any) -> bytes:
         if type(value) not in _PLAIN_TYPES and inspect.isawaitable(value):
