@@ -24,7 +24,10 @@ fn shipped_table(header: &str) -> Option<Option<String>> {
         Some(after) => {
             let quote = after.chars().next().filter(|c| *c == '\'' || *c == '"');
             let after_spec = match quote {
-                Some(q) => after[1..].find(q).map(|end| &after[end + 2..]).unwrap_or(""),
+                Some(q) => after[1..]
+                    .find(q)
+                    .map(|end| &after[end + 2..])
+                    .unwrap_or(""),
                 None => after.find('.').map(|dot| &after[dot..]).unwrap_or(""),
             };
             after_spec.trim_start_matches('.')
@@ -36,7 +39,9 @@ fn shipped_table(header: &str) -> Option<Option<String>> {
             return Some(None);
         }
         if let Some(name) = rest.strip_prefix(table).and_then(|r| r.strip_prefix('.')) {
-            return Some(Some(name.trim_matches(|c| c == '"' || c == '\'').to_string()));
+            return Some(Some(
+                name.trim_matches(|c| c == '"' || c == '\'').to_string(),
+            ));
         }
     }
     None
@@ -78,17 +83,32 @@ fn shipped_dependencies(manifest: &str) -> Vec<String> {
 
 #[test]
 fn the_manifest_lists_only_thiserror() {
-    let manifest = std::fs::read_to_string(crate_dir().join("Cargo.toml")).expect("read duro-core's Cargo.toml");
+    let manifest = std::fs::read_to_string(crate_dir().join("Cargo.toml"))
+        .expect("read duro-core's Cargo.toml");
     let deps = shipped_dependencies(&manifest);
-    assert!(deps.iter().any(|d| d == "thiserror"), "the reader found no thiserror in {deps:?}: is it broken?");
-    let extra: Vec<&String> = deps.iter().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
+    assert!(
+        deps.iter().any(|d| d == "thiserror"),
+        "the reader found no thiserror in {deps:?}: is it broken?"
+    );
+    let extra: Vec<&String> = deps
+        .iter()
+        .filter(|d| !ALLOWED.contains(&d.as_str()))
+        .collect();
     assert!(
         extra.is_empty(),
         "duro-core must stay sans-IO (no PyO3, no files, threads, sockets): its Cargo.toml ships {extra:?}; \
          put IO in duro-store/duro-engine and PyO3 in duro-py"
     );
-    assert!(!manifest.lines().any(|l| l.trim_start().starts_with("build")), "duro-core must not have a build script");
-    assert!(!crate_dir().join("build.rs").exists(), "duro-core must not have a build.rs");
+    assert!(
+        !manifest
+            .lines()
+            .any(|l| l.trim_start().starts_with("build")),
+        "duro-core must not have a build script"
+    );
+    assert!(
+        !crate_dir().join("build.rs").exists(),
+        "duro-core must not have a build.rs"
+    );
 }
 
 #[test]
@@ -111,7 +131,18 @@ version = "1"
 [build-dependencies]
 cc = "1"
 "#;
-    assert_eq!(shipped_dependencies(manifest), ["cc", "libc", "mio", "pyo3", "rusqlite", "serde", "thiserror"]);
+    assert_eq!(
+        shipped_dependencies(manifest),
+        [
+            "cc",
+            "libc",
+            "mio",
+            "pyo3",
+            "rusqlite",
+            "serde",
+            "thiserror"
+        ]
+    );
 }
 
 #[test]

@@ -70,9 +70,16 @@ impl RunFilter {
 
     pub fn matches(&self, summary: &RunSummary) -> bool {
         (self.statuses.is_empty() || self.statuses.contains(&summary.status))
-            && self.workflow.as_ref().is_none_or(|w| *w == summary.workflow)
-            && self.created_after_ms.is_none_or(|t| summary.created_at_ms >= t)
-            && self.created_before_ms.is_none_or(|t| summary.created_at_ms < t)
+            && self
+                .workflow
+                .as_ref()
+                .is_none_or(|w| *w == summary.workflow)
+            && self
+                .created_after_ms
+                .is_none_or(|t| summary.created_at_ms >= t)
+            && self
+                .created_before_ms
+                .is_none_or(|t| summary.created_at_ms < t)
     }
 }
 
@@ -93,7 +100,11 @@ pub trait Store: Send + Sync {
 
     /// Creates a run from its `RunStarted` event unless a run with that id
     /// exists. `token` is acknowledged like an append's.
-    fn start_run(&self, started: &Event, token: Option<Token>) -> Result<(StartOutcome, Receipt), StoreError>;
+    fn start_run(
+        &self,
+        started: &Event,
+        token: Option<Token>,
+    ) -> Result<(StartOutcome, Receipt), StoreError>;
 
     /// Appends `events` to run `run_key`, whose next position must be `expected_position`.
     fn append(
@@ -126,7 +137,12 @@ pub trait Store: Send + Sync {
     /// their `wake_at_ms`). A single-process store hands out every unfinished
     /// run; a shared store hands out those whose lease is free or expired and
     /// leases them to `owner`.
-    fn claim_due(&self, owner: &str, now_ms: Millis, limit: usize) -> Result<Vec<RunSummary>, StoreError>;
+    fn claim_due(
+        &self,
+        owner: &str,
+        now_ms: Millis,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError>;
 
     /// Makes everything appended so far durable and stops background work.
     fn close(&self) -> Result<(), StoreError>;

@@ -12,7 +12,11 @@ pub enum StoreError {
     #[error(transparent)]
     Wal(#[from] WalError),
     #[error("the run index at {path} failed during {op}: {source}")]
-    Index { op: &'static str, path: PathBuf, source: rusqlite::Error },
+    Index {
+        op: &'static str,
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error(
         "the run index at {path} is corrupt ({detail}); the write-ahead log is intact but older entries may have been \
          compacted into the index: restore the directory from a backup, or move the index away to rebuild it from the log"
@@ -28,20 +32,42 @@ pub enum StoreError {
          log segments were lost or replaced; refusing to open (new records would be skipped). Restore the directory \
          from a backup"
     )]
-    LogBehindIndex { path: PathBuf, log_next: u64, applied: u64 },
+    LogBehindIndex {
+        path: PathBuf,
+        log_next: u64,
+        applied: u64,
+    },
     #[error("the store at {path} is already open in this process; close the other engine first, or share it")]
     LockedHere { path: PathBuf },
     #[error("cannot {op} {path}: {source}; check that the directory exists and this user may read and write it")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what} at {path} was written by a newer duro (format {found}, this build reads up to {supported}); upgrade duro to open it")]
-    NewerFormat { what: &'static str, path: PathBuf, found: u32, supported: u32 },
+    NewerFormat {
+        what: &'static str,
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("append to run #{run_key} expected position {expected} but the run is at {actual}; another writer appended first (the run is owned elsewhere)")]
-    Conflict { run_key: RunKey, expected: u32, actual: u32 },
+    Conflict {
+        run_key: RunKey,
+        expected: u32,
+        actual: u32,
+    },
     #[error("run #{run_key} does not exist in this store")]
     UnknownRun { run_key: RunKey },
     #[error("run #{run_key} already ended ({status}); nothing can be appended to it")]
-    RunEnded { run_key: RunKey, status: &'static str },
-    #[error("the log record at LSN {lsn} is not a valid run record ({detail}); the log may be corrupt")]
+    RunEnded {
+        run_key: RunKey,
+        status: &'static str,
+    },
+    #[error(
+        "the log record at LSN {lsn} is not a valid run record ({detail}); the log may be corrupt"
+    )]
     BadRecord { lsn: u64, detail: String },
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -54,6 +80,8 @@ pub enum StoreError {
 impl StoreError {
     /// A copy for handing the same failure to many waiters (io errors are not `Clone`).
     pub fn shared(&self) -> StoreError {
-        StoreError::Failed { cause: self.to_string() }
+        StoreError::Failed {
+            cause: self.to_string(),
+        }
     }
 }

@@ -28,11 +28,19 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
-        MemoryStore { inner: Mutex::new(Inner { next_key: 1, ..Inner::default() }) }
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                next_key: 1,
+                ..Inner::default()
+            }),
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
-        let guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.closed {
             return Err(StoreError::Closed);
         }
@@ -43,13 +51,23 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn set_ack_sink(&self, _sink: Arc<dyn AckSink>) {}
 
-    fn start_run(&self, started: &Event, _token: Option<Token>) -> Result<(StartOutcome, Receipt), StoreError> {
+    fn start_run(
+        &self,
+        started: &Event,
+        _token: Option<Token>,
+    ) -> Result<(StartOutcome, Receipt), StoreError> {
         let mut inner = self.lock()?;
         let Event::RunStarted { run_id, .. } = started else {
-            return Err(StoreError::BadRecord { lsn: 0, detail: "start_run needs a run_started event".into() });
+            return Err(StoreError::BadRecord {
+                lsn: 0,
+                detail: "start_run needs a run_started event".into(),
+            });
         };
         inner.appends += 1;
-        let receipt = Receipt { position: inner.appends, durable: true };
+        let receipt = Receipt {
+            position: inner.appends,
+            durable: true,
+        };
         if let Some(&run_key) = inner.ids.get(run_id) {
             return Ok((StartOutcome::Existing { run_key }, receipt));
         }
@@ -71,18 +89,31 @@ impl Store for MemoryStore {
         let mut inner = self.lock()?;
         inner.appends += 1;
         let position = inner.appends;
-        let (journal, summary) = inner.runs.get_mut(&run_key).ok_or(StoreError::UnknownRun { run_key })?;
+        let (journal, summary) = inner
+            .runs
+            .get_mut(&run_key)
+            .ok_or(StoreError::UnknownRun { run_key })?;
         if summary.status.is_terminal() {
-            return Err(StoreError::RunEnded { run_key, status: summary.status.as_str() });
+            return Err(StoreError::RunEnded {
+                run_key,
+                status: summary.status.as_str(),
+            });
         }
         if journal.len() as u32 != expected_position {
-            return Err(StoreError::Conflict { run_key, expected: expected_position, actual: journal.len() as u32 });
+            return Err(StoreError::Conflict {
+                run_key,
+                expected: expected_position,
+                actual: journal.len() as u32,
+            });
         }
         for event in events {
             summary.apply(event);
             journal.push(event.clone());
         }
-        Ok(Receipt { position, durable: true })
+        Ok(Receipt {
+            position,
+            durable: true,
+        })
     }
 
     fn wait_durable(&self, _receipt: Receipt) -> Result<(), StoreError> {
@@ -95,7 +126,11 @@ impl Store for MemoryStore {
 
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
         let inner = self.lock()?;
-        Ok(inner.ids.get(run_id).and_then(|key| inner.runs.get(key)).map(|(_, s)| s.clone()))
+        Ok(inner
+            .ids
+            .get(run_id)
+            .and_then(|key| inner.runs.get(key))
+            .map(|(_, s)| s.clone()))
     }
 
     fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
@@ -104,22 +139,45 @@ impl Store for MemoryStore {
 
     fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
         let inner = self.lock()?;
-        inner.runs.get(&run_key).map(|(e, _)| e.clone()).ok_or(StoreError::UnknownRun { run_key })
+        inner
+            .runs
+            .get(&run_key)
+            .map(|(e, _)| e.clone())
+            .ok_or(StoreError::UnknownRun { run_key })
     }
 
     fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
         let inner = self.lock()?;
-        let mut found: Vec<RunSummary> =
-            inner.runs.values().map(|(_, s)| s).filter(|s| filter.matches(s)).cloned().collect();
-        found.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.run_key.cmp(&a.run_key)));
+        let mut found: Vec<RunSummary> = inner
+            .runs
+            .values()
+            .map(|(_, s)| s)
+            .filter(|s| filter.matches(s))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then(b.run_key.cmp(&a.run_key))
+        });
         found.truncate(filter.effective_limit());
         Ok(found)
     }
 
-    fn claim_due(&self, _owner: &str, _now_ms: Millis, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+    fn claim_due(
+        &self,
+        _owner: &str,
+        _now_ms: Millis,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         let inner = self.lock()?;
-        let mut due: Vec<RunSummary> =
-            inner.runs.values().map(|(_, s)| s).filter(|s| !s.status.is_terminal()).cloned().collect();
+        let mut due: Vec<RunSummary> = inner
+            .runs
+            .values()
+            .map(|(_, s)| s)
+            .filter(|s| !s.status.is_terminal())
+            .cloned()
+            .collect();
         due.sort_by_key(|s| s.run_key);
         due.truncate(limit);
         Ok(due)

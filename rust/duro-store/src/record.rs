@@ -11,9 +11,9 @@
 //! or not at all (a torn group could otherwise keep a step's start and lose
 //! the timer recorded with it).
 
-use duro_core::journal::{encode_event, Event, RunKey};
 #[cfg(test)]
 use duro_core::journal::decode_event;
+use duro_core::journal::{encode_event, Event, RunKey};
 
 /// Log record type of a run-events record.
 pub const RUN_EVENTS: u8 = 1;
@@ -41,28 +41,43 @@ pub struct RunRecord<'a> {
 pub fn decode(bytes: &[u8]) -> Result<RunRecord<'_>, String> {
     let mut at = 0usize;
     let run_key = get_varint(bytes, &mut at)?;
-    let first_position = u32::try_from(get_varint(bytes, &mut at)?).map_err(|_| "position out of range".to_string())?;
+    let first_position = u32::try_from(get_varint(bytes, &mut at)?)
+        .map_err(|_| "position out of range".to_string())?;
     let count = get_varint(bytes, &mut at)?;
     // Every event takes at least 2 bytes, so a garbage count cannot make us allocate much.
     if count > (bytes.len() as u64) / 2 + 1 {
-        return Err(format!("event count {count} does not fit in {} bytes", bytes.len()));
+        return Err(format!(
+            "event count {count} does not fit in {} bytes",
+            bytes.len()
+        ));
     }
     let mut events = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let len = get_varint(bytes, &mut at)? as usize;
-        let end = at.checked_add(len).filter(|&e| e <= bytes.len()).ok_or("event length past the record end")?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or("event length past the record end")?;
         events.push(&bytes[at..end]);
         at = end;
     }
     if at != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - at));
     }
-    Ok(RunRecord { run_key, first_position, events })
+    Ok(RunRecord {
+        run_key,
+        first_position,
+        events,
+    })
 }
 
 #[cfg(test)]
 pub fn decode_events(record: &RunRecord<'_>) -> Result<Vec<Event>, String> {
-    record.events.iter().map(|bytes| decode_event(bytes).map_err(|e| e.to_string())).collect()
+    record
+        .events
+        .iter()
+        .map(|bytes| decode_event(bytes).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {

@@ -16,7 +16,12 @@ fn embedded_store_conforms() {
     let counter = std::sync::atomic::AtomicUsize::new(0);
     conformance::run_all(&|| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Arc::new(EmbeddedStore::open(root.path().join(format!("s{n}")), EmbeddedOptions::default()).unwrap())
-            as Arc<dyn Store>
+        Arc::new(
+            EmbeddedStore::open(
+                root.path().join(format!("s{n}")),
+                EmbeddedOptions::default(),
+            )
+            .unwrap(),
+        ) as Arc<dyn Store>
     });
 }

@@ -11,14 +11,32 @@ use duro_wal::WalOptions;
 
 /// Small log segments: the campaign copies the store once per damaged page.
 fn options() -> EmbeddedOptions {
-    let wal = WalOptions { segment_size: 256 * 1024, max_record_size: 64 * 1024, ..WalOptions::default() };
-    EmbeddedOptions { wal, ..EmbeddedOptions::default() }
+    let wal = WalOptions {
+        segment_size: 256 * 1024,
+        max_record_size: 64 * 1024,
+        ..WalOptions::default()
+    };
+    EmbeddedOptions {
+        wal,
+        ..EmbeddedOptions::default()
+    }
 }
 
 fn step(seq: u32) -> Vec<Event> {
     vec![
-        Event::StepStarted { seq, kind: StepKind::Task, name: format!("step-{seq}"), attempt: 1, at_ms: 5 },
-        Event::StepCompleted { seq, attempt: 1, output: format!("{{\"out\":{seq}}}").into_bytes(), at_ms: 6 },
+        Event::StepStarted {
+            seq,
+            kind: StepKind::Task,
+            name: format!("step-{seq}"),
+            attempt: 1,
+            at_ms: 5,
+        },
+        Event::StepCompleted {
+            seq,
+            attempt: 1,
+            output: format!("{{\"out\":{seq}}}").into_bytes(),
+            at_ms: 6,
+        },
     ]
 }
 
@@ -26,10 +44,18 @@ fn step(seq: u32) -> Vec<Event> {
 fn populate(dir: &Path, runs: usize) {
     let store = EmbeddedStore::open(dir, options()).unwrap();
     for r in 0..runs {
-        let (outcome, receipt) = store.start_run(&started(&format!("run-{r}"), "wf", r as u64), None).unwrap();
+        let (outcome, receipt) = store
+            .start_run(&started(&format!("run-{r}"), "wf", r as u64), None)
+            .unwrap();
         store.wait_durable(receipt).unwrap();
         for seq in 0..3 {
-            store.wait_durable(store.append(outcome.run_key(), 1 + 2 * seq, &step(seq), None).unwrap()).unwrap();
+            store
+                .wait_durable(
+                    store
+                        .append(outcome.run_key(), 1 + 2 * seq, &step(seq), None)
+                        .unwrap(),
+                )
+                .unwrap();
         }
     }
     store.close().unwrap();
@@ -38,10 +64,20 @@ fn populate(dir: &Path, runs: usize) {
 /// Everything a reader can see, or the first error.
 fn read_all(store: &EmbeddedStore) -> Result<BTreeMap<String, (String, Vec<Event>)>, StoreError> {
     let mut seen = BTreeMap::new();
-    for summary in store.list(&RunFilter { limit: 10_000, ..RunFilter::default() })? {
+    for summary in store.list(&RunFilter {
+        limit: 10_000,
+        ..RunFilter::default()
+    })? {
         let events = store.events(summary.run_key)?;
-        let again = store.summary(&summary.run_id)?.ok_or(StoreError::UnknownRun { run_key: summary.run_key })?;
-        seen.insert(summary.run_id.clone(), (again.status.as_str().to_owned(), events));
+        let again = store
+            .summary(&summary.run_id)?
+            .ok_or(StoreError::UnknownRun {
+                run_key: summary.run_key,
+            })?;
+        seen.insert(
+            summary.run_id.clone(),
+            (again.status.as_str().to_owned(), events),
+        );
     }
     Ok(seen)
 }
@@ -59,8 +95,14 @@ fn a_changed_event_row_is_reported_with_file_and_row() {
     let store = EmbeddedStore::open(dir.path(), options()).unwrap();
     let error = store.events(2).unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, StoreError::IndexCorrupt { .. }), "{message}");
-    assert!(message.contains("index.sqlite3") && message.contains("run #2 position 2"), "{message}");
+    assert!(
+        matches!(error, StoreError::IndexCorrupt { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("index.sqlite3") && message.contains("run #2 position 2"),
+        "{message}"
+    );
     assert!(store.events(1).is_ok(), "other runs stay readable");
 }
 
@@ -68,11 +110,20 @@ fn a_changed_event_row_is_reported_with_file_and_row() {
 fn a_changed_run_row_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), 3);
-    tamper(dir.path(), "UPDATE runs SET status = 'completed' WHERE run_id = 'run-1';");
+    tamper(
+        dir.path(),
+        "UPDATE runs SET status = 'completed' WHERE run_id = 'run-1';",
+    );
     let store = EmbeddedStore::open(dir.path(), options()).unwrap();
-    for result in [store.summary("run-1").map(|_| ()), store.list(&RunFilter::default()).map(|_| ())] {
+    for result in [
+        store.summary("run-1").map(|_| ()),
+        store.list(&RunFilter::default()).map(|_| ()),
+    ] {
         let error = result.unwrap_err();
-        assert!(matches!(error, StoreError::IndexCorrupt { .. }) && error.to_string().contains("run-1"), "{error}");
+        assert!(
+            matches!(error, StoreError::IndexCorrupt { .. }) && error.to_string().contains("run-1"),
+            "{error}"
+        );
     }
 }
 
@@ -80,11 +131,23 @@ fn a_changed_run_row_is_reported() {
 fn missing_event_rows_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), 2);
-    tamper(dir.path(), "DELETE FROM events WHERE run_key = 1 AND position = 6;");
+    tamper(
+        dir.path(),
+        "DELETE FROM events WHERE run_key = 1 AND position = 6;",
+    );
     let store = EmbeddedStore::open(dir.path(), options()).unwrap();
-    assert!(matches!(store.events(1), Err(StoreError::IndexCorrupt { .. })));
-    tamper(dir.path(), "DELETE FROM events WHERE run_key = 2 AND position = 3;");
-    assert!(matches!(store.events(2), Err(StoreError::IndexCorrupt { .. })), "a gap is corruption too");
+    assert!(matches!(
+        store.events(1),
+        Err(StoreError::IndexCorrupt { .. })
+    ));
+    tamper(
+        dir.path(),
+        "DELETE FROM events WHERE run_key = 2 AND position = 3;",
+    );
+    assert!(
+        matches!(store.events(2), Err(StoreError::IndexCorrupt { .. })),
+        "a gap is corruption too"
+    );
 }
 
 #[test]
@@ -97,7 +160,11 @@ fn an_unreadable_index_is_rebuilt_from_a_complete_log() {
     std::fs::write(dir.path().join("index.sqlite3"), vec![0x5a; 8192]).unwrap();
     let store = EmbeddedStore::open(dir.path(), options()).unwrap();
     assert_eq!(read_all(&store).unwrap(), expected);
-    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("corrupt")));
+    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("corrupt")));
 }
 
 /// Overwrites each page of the index in turn (garbage, zeros, one flipped
@@ -119,7 +186,10 @@ fn page_corruption_campaign_never_returns_wrong_data() {
             let mut damaged = original.clone();
             let end = (offset + page).min(damaged.len());
             match mode {
-                0 => damaged[offset..end].iter_mut().enumerate().for_each(|(i, b)| *b = (i as u8).wrapping_mul(151) ^ 0xa5),
+                0 => damaged[offset..end]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, b)| *b = (i as u8).wrapping_mul(151) ^ 0xa5),
                 1 => damaged[offset..end].fill(0),
                 _ => damaged[offset + (offset * 7 + 100) % (end - offset)] ^= 0x10,
             }
@@ -128,7 +198,8 @@ fn page_corruption_campaign_never_returns_wrong_data() {
             std::fs::write(case.path().join("index.sqlite3"), &damaged).unwrap();
             let _ = std::fs::remove_file(case.path().join("index.sqlite3-wal"));
             tried += 1;
-            let outcome = EmbeddedStore::open(case.path(), options()).and_then(|store| read_all(&store));
+            let outcome =
+                EmbeddedStore::open(case.path(), options()).and_then(|store| read_all(&store));
             match outcome {
                 Err(_) => detected += 1,
                 Ok(seen) if seen == pristine => harmless += 1,
@@ -154,9 +225,15 @@ fn page_corruption_campaign_never_returns_wrong_data() {
 /// the test harness swallows what passing tests print).
 fn report_campaign(line: &str) {
     println!("{line}");
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else { return };
+    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
+        return;
+    };
     use std::io::Write;
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }

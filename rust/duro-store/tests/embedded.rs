@@ -6,14 +6,27 @@ use std::sync::{Arc, Mutex};
 
 use duro_core::journal::{Event, StepKind};
 use duro_store::conformance::started;
-use duro_store::{AckSink, EmbeddedOptions, EmbeddedStore, RunFilter, StartOutcome, Store, StoreError, Token};
+use duro_store::{
+    AckSink, EmbeddedOptions, EmbeddedStore, RunFilter, StartOutcome, Store, StoreError, Token,
+};
 use duro_wal::fs::{Damage, Fault, SimFs};
 use duro_wal::WalOptions;
 
 fn step(seq: u32) -> Vec<Event> {
     vec![
-        Event::StepStarted { seq, kind: StepKind::Task, name: format!("s{seq}"), attempt: 1, at_ms: 5 },
-        Event::StepCompleted { seq, attempt: 1, output: format!("{seq}").into_bytes(), at_ms: 6 },
+        Event::StepStarted {
+            seq,
+            kind: StepKind::Task,
+            name: format!("s{seq}"),
+            attempt: 1,
+            at_ms: 5,
+        },
+        Event::StepCompleted {
+            seq,
+            attempt: 1,
+            output: format!("{seq}").into_bytes(),
+            at_ms: 6,
+        },
     ]
 }
 
@@ -26,7 +39,9 @@ fn data_survives_reopen_and_keys_continue() {
         let (outcome, receipt) = store.start_run(&started("a", "wf", 1), None).unwrap();
         store.wait_durable(receipt).unwrap();
         let key = outcome.run_key();
-        store.wait_durable(store.append(key, 1, &step(0), None).unwrap()).unwrap();
+        store
+            .wait_durable(store.append(key, 1, &step(0), None).unwrap())
+            .unwrap();
         store.close().unwrap();
         key
     };
@@ -38,8 +53,13 @@ fn data_survives_reopen_and_keys_continue() {
     let (other, _) = store.start_run(&started("b", "wf", 9), None).unwrap();
     assert!(matches!(other, StartOutcome::Created { run_key } if run_key > key));
     // Appends continue at the recorded position after reopening.
-    assert!(matches!(store.append(key, 1, &step(1), None), Err(StoreError::Conflict { actual: 3, .. })));
-    store.wait_durable(store.append(key, 3, &step(1), None).unwrap()).unwrap();
+    assert!(matches!(
+        store.append(key, 1, &step(1), None),
+        Err(StoreError::Conflict { actual: 3, .. })
+    ));
+    store
+        .wait_durable(store.append(key, 3, &step(1), None).unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -49,9 +69,13 @@ fn the_index_is_rebuilt_from_the_log() {
     {
         let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
         for i in 0..50 {
-            let (outcome, receipt) = store.start_run(&started(&format!("r{i}"), "wf", i), None).unwrap();
+            let (outcome, receipt) = store
+                .start_run(&started(&format!("r{i}"), "wf", i), None)
+                .unwrap();
             store.wait_durable(receipt).unwrap();
-            store.wait_durable(store.append(outcome.run_key(), 1, &step(0), None).unwrap()).unwrap();
+            store
+                .wait_durable(store.append(outcome.run_key(), 1, &step(0), None).unwrap())
+                .unwrap();
         }
         store.close().unwrap();
     }
@@ -59,9 +83,16 @@ fn the_index_is_rebuilt_from_the_log() {
         let _ = std::fs::remove_file(path.join(format!("index.sqlite3{suffix}")));
     }
     let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
-    let runs = store.list(&RunFilter { limit: 1000, ..RunFilter::default() }).unwrap();
+    let runs = store
+        .list(&RunFilter {
+            limit: 1000,
+            ..RunFilter::default()
+        })
+        .unwrap();
     assert_eq!(runs.len(), 50);
-    assert!(runs.iter().all(|s| s.completed_step_count == 1 && s.event_count == 3));
+    assert!(runs
+        .iter()
+        .all(|s| s.completed_step_count == 1 && s.event_count == 3));
 }
 
 #[test]
@@ -70,26 +101,39 @@ fn one_process_at_a_time() {
     let first = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     let second = EmbeddedStore::open(dir.path(), EmbeddedOptions::default());
     match second {
-        Err(e @ StoreError::LockedHere { .. }) => assert!(e.to_string().contains("this process"), "{e}"),
+        Err(e @ StoreError::LockedHere { .. }) => {
+            assert!(e.to_string().contains("this process"), "{e}")
+        }
         Err(other) => panic!("expected LockedHere, got {other}"),
         Ok(_) => panic!("a second open must fail"),
     };
     first.close().unwrap();
-    let reopened = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("close releases the lock");
+    let reopened = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .expect("close releases the lock");
     drop(first);
     drop(reopened);
     // Another process holding it is named by pid.
     let mut child = std::process::Command::new("flock")
-        .args(["-x", dir.path().join("LOCK").to_str().unwrap(), "sleep", "5"])
+        .args([
+            "-x",
+            dir.path().join("LOCK").to_str().unwrap(),
+            "sleep",
+            "5",
+        ])
         .spawn()
         .expect("flock(1) from util-linux");
     std::thread::sleep(std::time::Duration::from_millis(300));
     std::fs::write(dir.path().join("LOCK"), child.id().to_string()).unwrap();
-    let error = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).err().expect("locked by the child");
+    let error = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .err()
+        .expect("locked by the child");
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(matches!(error, StoreError::Locked { .. }), "{error}");
-    assert!(error.to_string().contains(&child.id().to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&child.id().to_string()),
+        "{error}"
+    );
 }
 
 #[test]
@@ -97,11 +141,16 @@ fn files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("private");
     let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
-    store.wait_durable(store.start_run(&started("p", "wf", 1), None).unwrap().1).unwrap();
+    store
+        .wait_durable(store.start_run(&started("p", "wf", 1), None).unwrap().1)
+        .unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o700);
     assert_eq!(mode(&path.join("wal")), 0o700);
-    for entry in std::fs::read_dir(&path).unwrap().chain(std::fs::read_dir(path.join("wal")).unwrap()) {
+    for entry in std::fs::read_dir(&path)
+        .unwrap()
+        .chain(std::fs::read_dir(path.join("wal")).unwrap())
+    {
         let entry = entry.unwrap();
         if entry.file_type().unwrap().is_file() {
             assert_eq!(mode(&entry.path()), 0o600, "{}", entry.path().display());
@@ -112,9 +161,16 @@ fn files_are_private() {
 #[test]
 fn a_newer_index_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap().close().unwrap();
+    EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
-    conn.execute("UPDATE meta SET value = 99 WHERE key = 'format_version'", []).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = 99 WHERE key = 'format_version'",
+        [],
+    )
+    .unwrap();
     drop(conn);
     match EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) {
         Err(StoreError::NewerFormat { found: 99, .. }) => {}
@@ -140,7 +196,11 @@ impl AckSink for Acks {
 
 fn sim_options(fs: Arc<SimFs>) -> EmbeddedOptions {
     EmbeddedOptions {
-        wal: WalOptions { segment_size: 64 * 1024, max_record_size: 16 * 1024, ..WalOptions::default() },
+        wal: WalOptions {
+            segment_size: 64 * 1024,
+            max_record_size: 16 * 1024,
+            ..WalOptions::default()
+        },
         fs,
         release_every: std::time::Duration::from_millis(20),
     }
@@ -199,7 +259,11 @@ fn crashes_lose_only_unacknowledged_appends() {
         let tmp = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(tmp.path(), sim_options(fs.clone())).unwrap();
         let expected = workload(&store, 8, 6);
-        assert_eq!(expected.len(), 8 + 8 * 6, "the workload runs to the end without faults");
+        assert_eq!(
+            expected.len(),
+            8 + 8 * 6,
+            "the workload runs to the end without faults"
+        );
         store.close().unwrap();
         println!("workload: {:?}", fs.counts());
         fs.ops()
@@ -228,19 +292,38 @@ fn crashes_lose_only_unacknowledged_appends() {
             let acked = acks.durable.lock().unwrap().clone();
             for token in acked {
                 let (id, events) = &expected[&token];
-                let summary = store.summary(id).unwrap().unwrap_or_else(|| panic!("acknowledged run {id} lost"));
-                assert!(summary.event_count as usize >= *events, "acknowledged events of {id} lost");
+                let summary = store
+                    .summary(id)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("acknowledged run {id} lost"));
+                assert!(
+                    summary.event_count as usize >= *events,
+                    "acknowledged events of {id} lost"
+                );
             }
-            for summary in store.list(&RunFilter { limit: 1000, ..RunFilter::default() }).unwrap() {
+            for summary in store
+                .list(&RunFilter {
+                    limit: 1000,
+                    ..RunFilter::default()
+                })
+                .unwrap()
+            {
                 let events = store.events(summary.run_key).unwrap();
-                assert_eq!(events[0], started(&summary.run_id, "wf", 1), "no phantom runs");
+                assert_eq!(
+                    events[0],
+                    started(&summary.run_id, "wf", 1),
+                    "no phantom runs"
+                );
                 assert_eq!((events.len() - 1) % 2, 0, "appends are atomic");
             }
             tried += 1;
         }
     }
     println!("embedded store: {tried} crash points x damage modes recovered");
-    assert!(tried >= 7 * (total_ops as usize - 1).min(199), "{tried} of {total_ops} ops");
+    assert!(
+        tried >= 7 * (total_ops as usize - 1).min(199),
+        "{tried} of {total_ops} ops"
+    );
 }
 
 /// After a failed fsync nothing more is acknowledged, callers get a clear
@@ -254,12 +337,20 @@ fn a_failed_sync_stops_acknowledgements() {
     store.set_ack_sink(acks.clone());
     let (outcome, receipt) = store.start_run(&started("x", "wf", 1), Some(1)).unwrap();
     store.wait_durable(receipt).unwrap();
-    fs.inject(Fault::FailSyncsFrom { op: fs.ops() + 1, errno: libc::EIO });
-    let receipt = store.append(outcome.run_key(), 1, &step(0), Some(2)).unwrap();
+    fs.inject(Fault::FailSyncsFrom {
+        op: fs.ops() + 1,
+        errno: libc::EIO,
+    });
+    let receipt = store
+        .append(outcome.run_key(), 1, &step(0), Some(2))
+        .unwrap();
     let error = store.wait_durable(receipt).unwrap_err();
     assert!(error.to_string().contains("reopen"), "{error}");
     let later = store.append(outcome.run_key(), 3, &step(1), Some(3));
-    assert!(later.is_err(), "the store refuses writes after a failed sync");
+    assert!(
+        later.is_err(),
+        "the store refuses writes after a failed sync"
+    );
     assert_eq!(*acks.durable.lock().unwrap(), vec![1]);
     drop(store);
     fs.clear_faults();

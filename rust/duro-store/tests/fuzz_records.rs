@@ -29,8 +29,8 @@ use std::sync::Arc;
 use duro_store::{EmbeddedStore, Store};
 use duro_wal::fs::SimFs;
 use store_log::{
-    edge_seeds, encode_run_record, mutate_log, record_seeds, store_options, store_target, IndexFixture, LogInput,
-    ScratchDir, RUN_EVENTS,
+    edge_seeds, encode_run_record, mutate_log, record_seeds, store_options, store_target,
+    IndexFixture, LogInput, ScratchDir, RUN_EVENTS,
 };
 
 #[global_allocator]
@@ -68,11 +68,16 @@ fn fuzz_index_rows() {
     let mut campaign = Campaign::new("index_rows", Limits::default());
     let total = scaled(30_000);
     for i in 0..total {
-        let input =
-            if (i as usize) < seeds.len() { seeds[i as usize].clone() } else { next_input(&mut rng, &seeds, 1024) };
+        let input = if (i as usize) < seeds.len() {
+            seeds[i as usize].clone()
+        } else {
+            next_input(&mut rng, &seeds, 1024)
+        };
         campaign.run(&input, |data| fixture.run(data));
     }
-    fixture.check_intact().expect("the fixture's run reads back whole after the campaign");
+    fixture
+        .check_intact()
+        .expect("the fixture's run reads back whole after the campaign");
     campaign.finish();
 }
 
@@ -94,22 +99,52 @@ fn known_hard_records() {
     let start = events::encode(&events::sample_events()[0]);
     let cases: Vec<LogInput> = vec![
         // A count that claims more events than the bytes hold; an empty payload.
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, b"\x01\x00\xff\xff\xff\xff\x0f".to_vec())] },
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, Vec::new())] },
+        LogInput {
+            flags: 0,
+            records: vec![(RUN_EVENTS, b"\x01\x00\xff\xff\xff\xff\x0f".to_vec())],
+        },
+        LogInput {
+            flags: 0,
+            records: vec![(RUN_EVENTS, Vec::new())],
+        },
         // An event length past the end; a record type this build does not know.
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, b"\x01\x00\x01\xff\xff\x03".to_vec())] },
-        LogInput { flags: 0, records: vec![(2, encode_run_record(1, 0, std::slice::from_ref(&start)))] },
+        LogInput {
+            flags: 0,
+            records: vec![(RUN_EVENTS, b"\x01\x00\x01\xff\xff\x03".to_vec())],
+        },
+        LogInput {
+            flags: 0,
+            records: vec![(2, encode_run_record(1, 0, std::slice::from_ref(&start)))],
+        },
         // A first position above u32::MAX, and u32::MAX with two events.
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(1, 1 << 32, std::slice::from_ref(&start)))] },
+        LogInput {
+            flags: 0,
+            records: vec![(
+                RUN_EVENTS,
+                encode_run_record(1, 1 << 32, std::slice::from_ref(&start)),
+            )],
+        },
         LogInput {
             flags: 0,
             records: vec![
-                (RUN_EVENTS, encode_run_record(1, 0, std::slice::from_ref(&start))),
-                (RUN_EVENTS, encode_run_record(1, u32::MAX as u64, &[start.clone(), start.clone()])),
+                (
+                    RUN_EVENTS,
+                    encode_run_record(1, 0, std::slice::from_ref(&start)),
+                ),
+                (
+                    RUN_EVENTS,
+                    encode_run_record(1, u32::MAX as u64, &[start.clone(), start.clone()]),
+                ),
             ],
         },
         // Events for a run that never started.
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(9, 1, std::slice::from_ref(&start)))] },
+        LogInput {
+            flags: 0,
+            records: vec![(
+                RUN_EVENTS,
+                encode_run_record(9, 1, std::slice::from_ref(&start)),
+            )],
+        },
     ];
     for case in cases {
         assert_eq!(store_target(&case.to_bytes()), Ok(()), "{case:?}");
@@ -124,7 +159,10 @@ fn known_hard_records() {
 fn regression_run_key_u64_max() {
     let _one_at_a_time = fuzzkit::exclusive();
     let start = events::encode(&events::sample_events()[0]);
-    let input = LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(u64::MAX, 0, &[start]))] };
+    let input = LogInput {
+        flags: 0,
+        records: vec![(RUN_EVENTS, encode_run_record(u64::MAX, 0, &[start]))],
+    };
     assert_eq!(store_target(&input.to_bytes()), Ok(()));
 }
 
@@ -136,7 +174,10 @@ fn regression_start_after_run_key_u64_max_minus_1() {
     let start = events::encode(&events::sample_events()[0]);
     let input = LogInput {
         flags: 0,
-        records: vec![(RUN_EVENTS, encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)))],
+        records: vec![(
+            RUN_EVENTS,
+            encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)),
+        )],
     };
     // Refused at open (run key out of range): a typed error, never a panic.
     assert_eq!(store_target(&input.to_bytes()), Ok(()));
@@ -147,7 +188,10 @@ fn regression_start_after_run_key_u64_max_minus_1() {
 #[test]
 fn regression_record_without_events() {
     let _one_at_a_time = fuzzkit::exclusive();
-    let input = LogInput { flags: 0, records: vec![(RUN_EVENTS, b"\x01\x00\x00".to_vec())] };
+    let input = LogInput {
+        flags: 0,
+        records: vec![(RUN_EVENTS, b"\x01\x00\x00".to_vec())],
+    };
     assert_eq!(store_target(&input.to_bytes()), Ok(()));
 }
 
@@ -159,12 +203,20 @@ fn regression_record_without_events() {
 fn regression_one_run_id_two_run_keys() {
     let _one_at_a_time = fuzzkit::exclusive();
     let start = events::encode(&events::sample_events()[0]);
-    let first =
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(1, 0, std::slice::from_ref(&start)))] };
+    let first = LogInput {
+        flags: 0,
+        records: vec![(
+            RUN_EVENTS,
+            encode_run_record(1, 0, std::slice::from_ref(&start)),
+        )],
+    };
     let both = LogInput {
         flags: 0,
         records: vec![
-            (RUN_EVENTS, encode_run_record(1, 0, std::slice::from_ref(&start))),
+            (
+                RUN_EVENTS,
+                encode_run_record(1, 0, std::slice::from_ref(&start)),
+            ),
             (RUN_EVENTS, encode_run_record(2, 0, &[start])),
         ],
     };
@@ -172,7 +224,10 @@ fn regression_one_run_id_two_run_keys() {
     let segment = dir.path.join("wal").join("00000000000000000001.wal");
     let fs = Arc::new(SimFs::new());
     fs.put_file(&segment, &first.segment_image());
-    EmbeddedStore::open(&dir.path, store_options(fs.clone())).expect("open with run 1").close().expect("close");
+    EmbeddedStore::open(&dir.path, store_options(fs.clone()))
+        .expect("open with run 1")
+        .close()
+        .expect("close");
     let fs = Arc::new(SimFs::new());
     fs.put_file(&segment, &both.segment_image());
     match EmbeddedStore::open(&dir.path, store_options(fs)) {

@@ -58,7 +58,16 @@ const RUN_CANCELLED: u8 = 14;
 /// Appends the encoding of `event` to `out`.
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     match event {
-        Event::RunStarted { run_id, workflow, version, input, deadline_ms, start_at_ms, step_count, at_ms } => {
+        Event::RunStarted {
+            run_id,
+            workflow,
+            version,
+            input,
+            deadline_ms,
+            start_at_ms,
+            step_count,
+            at_ms,
+        } => {
             put_u8(out, RUN_STARTED);
             put_bytes(out, run_id.as_bytes());
             put_bytes(out, workflow.as_bytes());
@@ -69,7 +78,13 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             put_varint(out, *step_count as u64);
             put_varint(out, *at_ms);
         }
-        Event::StepStarted { seq, kind, name, attempt, at_ms } => {
+        Event::StepStarted {
+            seq,
+            kind,
+            name,
+            attempt,
+            at_ms,
+        } => {
             put_u8(out, STEP_STARTED);
             put_varint(out, *seq as u64);
             put_u8(out, kind.code());
@@ -77,14 +92,25 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             put_varint(out, *attempt as u64);
             put_varint(out, *at_ms);
         }
-        Event::StepCompleted { seq, attempt, output, at_ms } => {
+        Event::StepCompleted {
+            seq,
+            attempt,
+            output,
+            at_ms,
+        } => {
             put_u8(out, STEP_COMPLETED);
             put_varint(out, *seq as u64);
             put_varint(out, *attempt as u64);
             put_bytes(out, output);
             put_varint(out, *at_ms);
         }
-        Event::StepFailed { seq, attempt, error, retry_at_ms, at_ms } => {
+        Event::StepFailed {
+            seq,
+            attempt,
+            error,
+            retry_at_ms,
+            at_ms,
+        } => {
             put_u8(out, STEP_FAILED);
             put_varint(out, *seq as u64);
             put_varint(out, *attempt as u64);
@@ -92,7 +118,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             put_opt_varint(out, *retry_at_ms);
             put_varint(out, *at_ms);
         }
-        Event::TimerSet { seq, fire_at_ms, at_ms } => {
+        Event::TimerSet {
+            seq,
+            fire_at_ms,
+            at_ms,
+        } => {
             put_u8(out, TIMER_SET);
             put_varint(out, *seq as u64);
             put_varint(out, *fire_at_ms);
@@ -103,7 +133,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             put_varint(out, *seq as u64);
             put_varint(out, *at_ms);
         }
-        Event::EventReceived { name, payload, at_ms } => {
+        Event::EventReceived {
+            name,
+            payload,
+            at_ms,
+        } => {
             put_u8(out, EVENT_RECEIVED);
             put_bytes(out, name.as_bytes());
             put_bytes(out, payload);
@@ -122,7 +156,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             put_u8(out, *compensate as u8);
             put_varint(out, *at_ms);
         }
-        Event::CompensationStarted { reason, failed_seq, at_ms } => {
+        Event::CompensationStarted {
+            reason,
+            failed_seq,
+            at_ms,
+        } => {
             put_u8(out, COMPENSATION_STARTED);
             put_error(out, reason);
             put_opt_varint(out, failed_seq.map(u64::from));
@@ -170,9 +208,17 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         STEP_STARTED => {
             let seq = r.u32()?;
             let kind_offset = r.offset();
-            let kind = StepKind::from_code(r.u8()?)
-                .ok_or(DecodeError::Invalid { what: "step kind", offset: kind_offset })?;
-            Event::StepStarted { seq, kind, name: r.string()?, attempt: r.u32()?, at_ms: r.varint()? }
+            let kind = StepKind::from_code(r.u8()?).ok_or(DecodeError::Invalid {
+                what: "step kind",
+                offset: kind_offset,
+            })?;
+            Event::StepStarted {
+                seq,
+                kind,
+                name: r.string()?,
+                attempt: r.u32()?,
+                at_ms: r.varint()?,
+            }
         }
         STEP_COMPLETED => Event::StepCompleted {
             seq: r.u32()?,
@@ -187,38 +233,72 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             retry_at_ms: r.opt_varint()?,
             at_ms: r.varint()?,
         },
-        TIMER_SET => Event::TimerSet { seq: r.u32()?, fire_at_ms: r.varint()?, at_ms: r.varint()? },
-        TIMER_FIRED => Event::TimerFired { seq: r.u32()?, at_ms: r.varint()? },
-        EVENT_RECEIVED => {
-            Event::EventReceived { name: r.string()?, payload: r.bytes()?.to_vec(), at_ms: r.varint()? }
-        }
+        TIMER_SET => Event::TimerSet {
+            seq: r.u32()?,
+            fire_at_ms: r.varint()?,
+            at_ms: r.varint()?,
+        },
+        TIMER_FIRED => Event::TimerFired {
+            seq: r.u32()?,
+            at_ms: r.varint()?,
+        },
+        EVENT_RECEIVED => Event::EventReceived {
+            name: r.string()?,
+            payload: r.bytes()?.to_vec(),
+            at_ms: r.varint()?,
+        },
         PAUSED => Event::Paused { at_ms: r.varint()? },
         RESUMED => Event::Resumed { at_ms: r.varint()? },
-        CANCEL_REQUESTED => Event::CancelRequested { compensate: r.bool()?, at_ms: r.varint()? },
+        CANCEL_REQUESTED => Event::CancelRequested {
+            compensate: r.bool()?,
+            at_ms: r.varint()?,
+        },
         COMPENSATION_STARTED => {
             let reason = read_error(&mut r)?;
             let seq_offset = r.offset();
             let failed_seq = match r.opt_varint()? {
                 None => None,
-                Some(v) => Some(
-                    u32::try_from(v).map_err(|_| DecodeError::Invalid { what: "step seq", offset: seq_offset })?,
-                ),
+                Some(v) => Some(u32::try_from(v).map_err(|_| DecodeError::Invalid {
+                    what: "step seq",
+                    offset: seq_offset,
+                })?),
             };
-            Event::CompensationStarted { reason, failed_seq, at_ms: r.varint()? }
+            Event::CompensationStarted {
+                reason,
+                failed_seq,
+                at_ms: r.varint()?,
+            }
         }
-        RUN_COMPLETED => Event::RunCompleted { output: r.bytes()?.to_vec(), at_ms: r.varint()? },
-        RUN_FAILED => Event::RunFailed { error: read_error(&mut r)?, at_ms: r.varint()? },
+        RUN_COMPLETED => Event::RunCompleted {
+            output: r.bytes()?.to_vec(),
+            at_ms: r.varint()?,
+        },
+        RUN_FAILED => Event::RunFailed {
+            error: read_error(&mut r)?,
+            at_ms: r.varint()?,
+        },
         RUN_CANCELLED => Event::RunCancelled { at_ms: r.varint()? },
-        other => return Err(DecodeError::UnknownEventType { tag: other, offset: tag_offset }),
+        other => {
+            return Err(DecodeError::UnknownEventType {
+                tag: other,
+                offset: tag_offset,
+            })
+        }
     };
     if r.remaining() != 0 {
-        return Err(DecodeError::TrailingBytes { extra: r.remaining() });
+        return Err(DecodeError::TrailingBytes {
+            extra: r.remaining(),
+        });
     }
     Ok(event)
 }
 
 fn read_error(r: &mut Reader<'_>) -> Result<ErrorInfo, DecodeError> {
-    Ok(ErrorInfo { error_type: r.string()?, message: r.string()?, retryable: r.bool()? })
+    Ok(ErrorInfo {
+        error_type: r.string()?,
+        message: r.string()?,
+        retryable: r.bool()?,
+    })
 }
 
 #[cfg(test)]
@@ -238,38 +318,100 @@ mod tests {
         let bytes = || prop::collection::vec(any::<u8>(), 0..64);
         let opt = || prop::option::of(any::<u64>().prop_map(|v| v / 2));
         prop_oneof![
-            (".{0,20}", ".{0,20}", ".{0,8}", bytes(), opt(), opt(), any::<u32>(), any::<u64>()).prop_map(
-                |(run_id, workflow, version, input, deadline_ms, start_at_ms, step_count, at_ms)| Event::RunStarted {
-                    run_id,
-                    workflow,
-                    version,
-                    input,
-                    deadline_ms,
-                    start_at_ms,
-                    step_count,
+            (
+                ".{0,20}",
+                ".{0,20}",
+                ".{0,8}",
+                bytes(),
+                opt(),
+                opt(),
+                any::<u32>(),
+                any::<u64>()
+            )
+                .prop_map(
+                    |(
+                        run_id,
+                        workflow,
+                        version,
+                        input,
+                        deadline_ms,
+                        start_at_ms,
+                        step_count,
+                        at_ms,
+                    )| Event::RunStarted {
+                        run_id,
+                        workflow,
+                        version,
+                        input,
+                        deadline_ms,
+                        start_at_ms,
+                        step_count,
+                        at_ms
+                    }
+                ),
+            (
+                any::<u32>(),
+                arb_kind(),
+                ".{0,20}",
+                any::<u32>(),
+                any::<u64>()
+            )
+                .prop_map(|(seq, kind, name, attempt, at_ms)| Event::StepStarted {
+                    seq,
+                    kind,
+                    name,
+                    attempt,
+                    at_ms
+                }),
+            (any::<u32>(), any::<u32>(), bytes(), any::<u64>()).prop_map(
+                |(seq, attempt, output, at_ms)| Event::StepCompleted {
+                    seq,
+                    attempt,
+                    output,
                     at_ms
                 }
             ),
-            (any::<u32>(), arb_kind(), ".{0,20}", any::<u32>(), any::<u64>())
-                .prop_map(|(seq, kind, name, attempt, at_ms)| Event::StepStarted { seq, kind, name, attempt, at_ms }),
-            (any::<u32>(), any::<u32>(), bytes(), any::<u64>())
-                .prop_map(|(seq, attempt, output, at_ms)| Event::StepCompleted { seq, attempt, output, at_ms }),
             (any::<u32>(), any::<u32>(), arb_error(), opt(), any::<u64>()).prop_map(
-                |(seq, attempt, error, retry_at_ms, at_ms)| Event::StepFailed { seq, attempt, error, retry_at_ms, at_ms }
+                |(seq, attempt, error, retry_at_ms, at_ms)| Event::StepFailed {
+                    seq,
+                    attempt,
+                    error,
+                    retry_at_ms,
+                    at_ms
+                }
             ),
-            (any::<u32>(), any::<u64>(), any::<u64>())
-                .prop_map(|(seq, fire_at_ms, at_ms)| Event::TimerSet { seq, fire_at_ms, at_ms }),
+            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(seq, fire_at_ms, at_ms)| {
+                Event::TimerSet {
+                    seq,
+                    fire_at_ms,
+                    at_ms,
+                }
+            }),
             (any::<u32>(), any::<u64>()).prop_map(|(seq, at_ms)| Event::TimerFired { seq, at_ms }),
-            (".{0,20}", bytes(), any::<u64>())
-                .prop_map(|(name, payload, at_ms)| Event::EventReceived { name, payload, at_ms }),
+            (".{0,20}", bytes(), any::<u64>()).prop_map(|(name, payload, at_ms)| {
+                Event::EventReceived {
+                    name,
+                    payload,
+                    at_ms,
+                }
+            }),
             any::<u64>().prop_map(|at_ms| Event::Paused { at_ms }),
             any::<u64>().prop_map(|at_ms| Event::Resumed { at_ms }),
-            (any::<bool>(), any::<u64>()).prop_map(|(compensate, at_ms)| Event::CancelRequested { compensate, at_ms }),
-            (arb_error(), prop::option::of(any::<u32>()), any::<u64>()).prop_map(|(reason, failed_seq, at_ms)| {
-                Event::CompensationStarted { reason, failed_seq, at_ms }
-            }),
-            (bytes(), any::<u64>()).prop_map(|(output, at_ms)| Event::RunCompleted { output, at_ms }),
-            (arb_error(), any::<u64>()).prop_map(|(error, at_ms)| Event::RunFailed { error, at_ms }),
+            (any::<bool>(), any::<u64>())
+                .prop_map(|(compensate, at_ms)| Event::CancelRequested { compensate, at_ms }),
+            (arb_error(), prop::option::of(any::<u32>()), any::<u64>()).prop_map(
+                |(reason, failed_seq, at_ms)| {
+                    Event::CompensationStarted {
+                        reason,
+                        failed_seq,
+                        at_ms,
+                    }
+                }
+            ),
+            (bytes(), any::<u64>())
+                .prop_map(|(output, at_ms)| Event::RunCompleted { output, at_ms }),
+            (arb_error(), any::<u64>())
+                .prop_map(|(error, at_ms)| Event::RunFailed { error, at_ms }),
             any::<u64>().prop_map(|at_ms| Event::RunCancelled { at_ms }),
         ]
     }
@@ -299,8 +441,17 @@ mod tests {
 
     #[test]
     fn unknown_tag_is_a_typed_error() {
-        assert_eq!(decode_event(&[200, 0]), Err(DecodeError::UnknownEventType { tag: 200, offset: 0 }));
-        assert!(matches!(decode_event(&[]), Err(DecodeError::Truncated { .. })));
+        assert_eq!(
+            decode_event(&[200, 0]),
+            Err(DecodeError::UnknownEventType {
+                tag: 200,
+                offset: 0
+            })
+        );
+        assert!(matches!(
+            decode_event(&[]),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -308,13 +459,22 @@ mod tests {
         let mut out = Vec::new();
         encode_event(&Event::Paused { at_ms: 5 }, &mut out);
         out.push(0);
-        assert_eq!(decode_event(&out), Err(DecodeError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            decode_event(&out),
+            Err(DecodeError::TrailingBytes { extra: 1 })
+        );
     }
 
     /// The first format, byte for byte: a change here breaks every journal on disk.
     #[test]
     fn format_v1_fixture() {
-        let event = Event::StepStarted { seq: 3, kind: StepKind::Task, name: "ship".into(), attempt: 2, at_ms: 300 };
+        let event = Event::StepStarted {
+            seq: 3,
+            kind: StepKind::Task,
+            name: "ship".into(),
+            attempt: 2,
+            at_ms: 300,
+        };
         let mut out = Vec::new();
         encode_event(&event, &mut out);
         assert_eq!(out, vec![2, 3, 0, 4, b's', b'h', b'i', b'p', 2, 0xac, 0x02]);

@@ -39,8 +39,13 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 5] =
-        [StepKind::Task, StepKind::Sleep, StepKind::WaitEvent, StepKind::Compensation, StepKind::OnFailure];
+    pub const ALL: [StepKind; 5] = [
+        StepKind::Task,
+        StepKind::Sleep,
+        StepKind::WaitEvent,
+        StepKind::Compensation,
+        StepKind::OnFailure,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -91,7 +96,11 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     pub fn new(error_type: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
-        ErrorInfo { error_type: error_type.into(), message: message.into(), retryable }
+        ErrorInfo {
+            error_type: error_type.into(),
+            message: message.into(),
+            retryable,
+        }
     }
 }
 
@@ -124,24 +133,71 @@ pub enum Event {
         step_count: u32,
         at_ms: Millis,
     },
-    StepStarted { seq: Seq, kind: StepKind, name: String, attempt: u32, at_ms: Millis },
-    StepCompleted { seq: Seq, attempt: u32, output: Vec<u8>, at_ms: Millis },
+    StepStarted {
+        seq: Seq,
+        kind: StepKind,
+        name: String,
+        attempt: u32,
+        at_ms: Millis,
+    },
+    StepCompleted {
+        seq: Seq,
+        attempt: u32,
+        output: Vec<u8>,
+        at_ms: Millis,
+    },
     /// An attempt failed. `retry_at_ms` is the next attempt's time, or `None`
     /// when the step gave up (the step's final outcome).
-    StepFailed { seq: Seq, attempt: u32, error: ErrorInfo, retry_at_ms: Option<Millis>, at_ms: Millis },
+    StepFailed {
+        seq: Seq,
+        attempt: u32,
+        error: ErrorInfo,
+        retry_at_ms: Option<Millis>,
+        at_ms: Millis,
+    },
     /// A durable timer for the step at `seq` (a sleep, or an event wait's timeout).
-    TimerSet { seq: Seq, fire_at_ms: Millis, at_ms: Millis },
-    TimerFired { seq: Seq, at_ms: Millis },
-    EventReceived { name: String, payload: Vec<u8>, at_ms: Millis },
-    Paused { at_ms: Millis },
-    Resumed { at_ms: Millis },
-    CancelRequested { compensate: bool, at_ms: Millis },
+    TimerSet {
+        seq: Seq,
+        fire_at_ms: Millis,
+        at_ms: Millis,
+    },
+    TimerFired {
+        seq: Seq,
+        at_ms: Millis,
+    },
+    EventReceived {
+        name: String,
+        payload: Vec<u8>,
+        at_ms: Millis,
+    },
+    Paused {
+        at_ms: Millis,
+    },
+    Resumed {
+        at_ms: Millis,
+    },
+    CancelRequested {
+        compensate: bool,
+        at_ms: Millis,
+    },
     /// The run turned back: compensations (and the on-failure handler) follow.
     /// `failed_seq` is the step whose failure caused it, if any.
-    CompensationStarted { reason: ErrorInfo, failed_seq: Option<Seq>, at_ms: Millis },
-    RunCompleted { output: Vec<u8>, at_ms: Millis },
-    RunFailed { error: ErrorInfo, at_ms: Millis },
-    RunCancelled { at_ms: Millis },
+    CompensationStarted {
+        reason: ErrorInfo,
+        failed_seq: Option<Seq>,
+        at_ms: Millis,
+    },
+    RunCompleted {
+        output: Vec<u8>,
+        at_ms: Millis,
+    },
+    RunFailed {
+        error: ErrorInfo,
+        at_ms: Millis,
+    },
+    RunCancelled {
+        at_ms: Millis,
+    },
 }
 
 impl Event {
@@ -166,7 +222,10 @@ impl Event {
 
     /// True for the events that end a run.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Event::RunCompleted { .. } | Event::RunFailed { .. } | Event::RunCancelled { .. })
+        matches!(
+            self,
+            Event::RunCompleted { .. } | Event::RunFailed { .. } | Event::RunCancelled { .. }
+        )
     }
 
     /// A short name for logs and errors.

@@ -45,10 +45,10 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
-        let byte = *self
-            .bytes
-            .get(self.offset)
-            .ok_or(DecodeError::Truncated { offset: self.offset, needed: 1 })?;
+        let byte = *self.bytes.get(self.offset).ok_or(DecodeError::Truncated {
+            offset: self.offset,
+            needed: 1,
+        })?;
         self.offset += 1;
         Ok(byte)
     }
@@ -58,7 +58,10 @@ impl<'a> Reader<'a> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(DecodeError::Invalid { what: "boolean", offset: at }),
+            _ => Err(DecodeError::Invalid {
+                what: "boolean",
+                offset: at,
+            }),
         }
     }
 
@@ -69,20 +72,29 @@ impl<'a> Reader<'a> {
             let byte = self.u8()?;
             let bits = (byte & 0x7f) as u64;
             if shift == 63 && bits > 1 {
-                return Err(DecodeError::Invalid { what: "varint (overflow)", offset: start });
+                return Err(DecodeError::Invalid {
+                    what: "varint (overflow)",
+                    offset: start,
+                });
             }
             value |= bits << shift;
             if byte & 0x80 == 0 {
                 return Ok(value);
             }
         }
-        Err(DecodeError::Invalid { what: "varint (too long)", offset: start })
+        Err(DecodeError::Invalid {
+            what: "varint (too long)",
+            offset: start,
+        })
     }
 
     pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
         let start = self.offset;
         let value = self.varint()?;
-        u32::try_from(value).map_err(|_| DecodeError::Invalid { what: "32-bit integer", offset: start })
+        u32::try_from(value).map_err(|_| DecodeError::Invalid {
+            what: "32-bit integer",
+            offset: start,
+        })
     }
 
     pub(super) fn opt_varint(&mut self) -> Result<Option<u64>, DecodeError> {
@@ -95,9 +107,15 @@ impl<'a> Reader<'a> {
     pub(super) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len_offset = self.offset;
         let len = self.varint()?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::Invalid { what: "length", offset: len_offset })?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
+            what: "length",
+            offset: len_offset,
+        })?;
         if len > self.remaining() {
-            return Err(DecodeError::Truncated { offset: self.offset, needed: len - self.remaining() });
+            return Err(DecodeError::Truncated {
+                offset: self.offset,
+                needed: len - self.remaining(),
+            });
         }
         let slice = &self.bytes[self.offset..self.offset + len];
         self.offset += len;
@@ -109,7 +127,10 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes()?;
         std::str::from_utf8(bytes)
             .map(str::to_owned)
-            .map_err(|_| DecodeError::Invalid { what: "UTF-8 string", offset: at })
+            .map_err(|_| DecodeError::Invalid {
+                what: "UTF-8 string",
+                offset: at,
+            })
     }
 }
 
@@ -119,7 +140,16 @@ mod tests {
 
     #[test]
     fn varint_round_trip_and_bounds() {
-        for value in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+        for value in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            u32::MAX as u64,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             let mut reader = Reader::new(&out);

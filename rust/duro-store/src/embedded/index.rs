@@ -85,7 +85,10 @@ pub(crate) fn event_crc(run_key: RunKey, position: u32, body: &[u8]) -> u32 {
 pub(crate) fn summary_crc(s: &RunSummary) -> u32 {
     fn put(crc: u32, bytes: &[u8]) -> u32 {
         // Length first, so adjacent fields cannot trade bytes.
-        crc32c::crc32c_append(crc32c::crc32c_append(crc, &(bytes.len() as u32).to_le_bytes()), bytes)
+        crc32c::crc32c_append(
+            crc32c::crc32c_append(crc, &(bytes.len() as u32).to_le_bytes()),
+            bytes,
+        )
     }
     fn opt(crc: u32, value: Option<u64>) -> u32 {
         match value {
@@ -94,7 +97,12 @@ pub(crate) fn summary_crc(s: &RunSummary) -> u32 {
         }
     }
     let mut crc = put(0, &s.run_key.to_le_bytes());
-    for text in [s.run_id.as_str(), s.workflow.as_str(), s.version.as_str(), s.status.as_str()] {
+    for text in [
+        s.run_id.as_str(),
+        s.workflow.as_str(),
+        s.version.as_str(),
+        s.status.as_str(),
+    ] {
         crc = put(crc, text.as_bytes());
     }
     crc = put(crc, &s.created_at_ms.to_le_bytes());
@@ -145,9 +153,16 @@ pub(crate) struct Applied {
 fn sql_err<'p>(path: &'p Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
     move |source| match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
-            StoreError::IndexCorrupt { path: path.to_path_buf(), detail: source.to_string() }
+            StoreError::IndexCorrupt {
+                path: path.to_path_buf(),
+                detail: source.to_string(),
+            }
         }
-        _ => StoreError::Index { op, path: path.to_path_buf(), source },
+        _ => StoreError::Index {
+            op,
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 
@@ -156,32 +171,46 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path, "open"))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql_err(path, "configure"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql_err(path, "configure"))?;
     if !read_only {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err(path, "configure"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err(path, "configure"))?;
     }
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err(path, "configure"))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql_err(path, "configure"))?;
     // 4 MiB of page cache per connection: appends touch the tail of each B-tree, and
     // memory per idle run matters more than re-reading cold pages.
-    conn.pragma_update(None, "cache_size", -4_000).map_err(sql_err(path, "configure"))?;
+    conn.pragma_update(None, "cache_size", -4_000)
+        .map_err(sql_err(path, "configure"))?;
     Ok(conn)
 }
 
 impl Index {
     pub(crate) fn open(path: &Path) -> Result<Index, StoreError> {
         let conn = open_connection(path, false)?;
-        conn.execute_batch(SCHEMA).map_err(sql_err(path, "create the schema"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(sql_err(path, "create the schema"))?;
         let version: Option<i64> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'format_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sql_err(path, "read the format version"))?;
         match version {
             None => {
-                conn.execute("INSERT INTO meta(key, value) VALUES ('format_version', ?1)", [INDEX_FORMAT_VERSION])
-                    .map_err(sql_err(path, "write the format version"))?;
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('format_version', ?1)",
+                    [INDEX_FORMAT_VERSION],
+                )
+                .map_err(sql_err(path, "write the format version"))?;
             }
             Some(v) if v > INDEX_FORMAT_VERSION as i64 => {
                 return Err(StoreError::NewerFormat {
@@ -194,11 +223,20 @@ impl Index {
             Some(_) => {}
         }
         let applied_lsn: i64 = conn
-            .query_row("SELECT value FROM meta WHERE key = 'applied_lsn'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'applied_lsn'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sql_err(path, "read applied_lsn"))?
             .unwrap_or(0);
-        Ok(Index { conn, path: path.to_path_buf(), cache: HashMap::new(), applied_lsn: applied_lsn as u64 })
+        Ok(Index {
+            conn,
+            path: path.to_path_buf(),
+            cache: HashMap::new(),
+            applied_lsn: applied_lsn as u64,
+        })
     }
 
     pub(crate) fn applied_lsn(&self) -> u64 {
@@ -233,12 +271,18 @@ impl Index {
     ) -> Result<Applied, StoreError> {
         let path = self.path.clone();
         let err = sql_err(&path, "apply log records");
-        let mut applied = Applied { last_lsn: self.applied_lsn, ..Applied::default() };
+        let mut applied = Applied {
+            last_lsn: self.applied_lsn,
+            ..Applied::default()
+        };
         let mut touched: HashSet<RunKey> = HashSet::new();
         let tx = self.conn.transaction().map_err(&err)?;
         {
-            let mut insert_event =
-                tx.prepare_cached("INSERT INTO events(run_key, position, body, crc) VALUES (?1, ?2, ?3, ?4)").map_err(&err)?;
+            let mut insert_event = tx
+                .prepare_cached(
+                    "INSERT INTO events(run_key, position, body, crc) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&err)?;
             for (lsn, record_type, payload) in records {
                 if lsn <= applied.last_lsn {
                     continue;
@@ -246,31 +290,52 @@ impl Index {
                 if record_type != RUN_EVENTS {
                     return Err(StoreError::BadRecord {
                         lsn,
-                        detail: format!("unknown record type {record_type}; written by a newer duro?"),
+                        detail: format!(
+                            "unknown record type {record_type}; written by a newer duro?"
+                        ),
                     });
                 }
-                let run = record::decode(payload).map_err(|detail| StoreError::BadRecord { lsn, detail })?;
+                let run = record::decode(payload)
+                    .map_err(|detail| StoreError::BadRecord { lsn, detail })?;
                 if run.run_key == 0 || run.run_key > MAX_RUN_KEY {
-                    return Err(StoreError::BadRecord { lsn, detail: format!("run key {} is out of range", run.run_key) });
+                    return Err(StoreError::BadRecord {
+                        lsn,
+                        detail: format!("run key {} is out of range", run.run_key),
+                    });
                 }
                 for (i, body) in run.events.iter().enumerate() {
-                    let event = decode_event(body).map_err(|e| StoreError::BadRecord { lsn, detail: e.to_string() })?;
+                    let event = decode_event(body).map_err(|e| StoreError::BadRecord {
+                        lsn,
+                        detail: e.to_string(),
+                    })?;
                     let position = run.first_position + i as u32;
                     let summary = match self.cache.get_mut(&run.run_key) {
                         Some(summary) => summary,
                         None => {
                             let summary = if position == 0 {
-                                let s = RunSummary::start(run.run_key, &event).ok_or_else(|| StoreError::BadRecord {
-                                    lsn,
-                                    detail: format!("run #{} starts with {}", run.run_key, event.kind_name()),
-                                })?;
+                                let s =
+                                    RunSummary::start(run.run_key, &event).ok_or_else(|| {
+                                        StoreError::BadRecord {
+                                            lsn,
+                                            detail: format!(
+                                                "run #{} starts with {}",
+                                                run.run_key,
+                                                event.kind_name()
+                                            ),
+                                        }
+                                    })?;
                                 applied.created_ids.push(s.run_id.clone());
                                 s
                             } else {
-                                load_summary(&tx, &path, run.run_key)?.ok_or(StoreError::BadRecord {
-                                    lsn,
-                                    detail: format!("events for run #{} which has no start", run.run_key),
-                                })?
+                                load_summary(&tx, &path, run.run_key)?.ok_or(
+                                    StoreError::BadRecord {
+                                        lsn,
+                                        detail: format!(
+                                            "events for run #{} which has no start",
+                                            run.run_key
+                                        ),
+                                    },
+                                )?
                             };
                             self.cache.entry(run.run_key).or_insert(summary)
                         }
@@ -289,7 +354,9 @@ impl Index {
                         summary.apply(&event);
                     }
                     let crc = event_crc(run.run_key, position, body);
-                    insert_event.execute(params![run.run_key as i64, position, body, crc]).map_err(&err)?;
+                    insert_event
+                        .execute(params![run.run_key as i64, position, body, crc])
+                        .map_err(&err)?;
                     if event.is_terminal() {
                         applied.finished.push(run.run_key);
                     }
@@ -318,7 +385,11 @@ impl Index {
             for key in &touched {
                 let s = &self.cache[key];
                 let (error_type, error_message, error_retryable) = match &s.error {
-                    Some(e) => (Some(e.error_type.as_str()), Some(e.message.as_str()), Some(e.retryable)),
+                    Some(e) => (
+                        Some(e.error_type.as_str()),
+                        Some(e.message.as_str()),
+                        Some(e.retryable),
+                    ),
                     None => (None, None, None),
                 };
                 upsert
@@ -345,13 +416,19 @@ impl Index {
                     .map_err(|e| match e.sqlite_error_code() {
                         Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::BadRecord {
                             lsn: applied.last_lsn,
-                            detail: format!("run id {:?} appears under two run keys (#{})", s.run_id, s.run_key),
+                            detail: format!(
+                                "run id {:?} appears under two run keys (#{})",
+                                s.run_id, s.run_key
+                            ),
                         },
                         _ => err(e),
                     })?;
             }
-            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)", [applied.last_lsn as i64])
-                .map_err(&err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)",
+                [applied.last_lsn as i64],
+            )
+            .map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
         self.applied_lsn = applied.last_lsn;
@@ -369,31 +446,54 @@ impl Index {
     /// syncs the SQLite WAL, which holds all earlier commits.
     pub(crate) fn commit_durably(&mut self) -> Result<(), StoreError> {
         let err = sql_err(&self.path, "sync the index");
-        self.conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(&err)?;
         let result = self
             .conn
-            .execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)", [self.applied_lsn as i64])
+            .execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)",
+                [self.applied_lsn as i64],
+            )
             .map(|_| ());
-        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(&err)?;
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&err)?;
         result.map_err(&err)
     }
 }
 
-fn load_summary(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
+fn load_summary(
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Option<RunSummary>, StoreError> {
     let events = read_events(conn, path, run_key)?;
-    let Some(first) = events.first() else { return Ok(None) };
-    let mut summary = RunSummary::start(run_key, first)
-        .ok_or_else(|| StoreError::IndexCorrupt { path: path.to_path_buf(), detail: format!("run #{run_key} does not start with run_started") })?;
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let mut summary =
+        RunSummary::start(run_key, first).ok_or_else(|| StoreError::IndexCorrupt {
+            path: path.to_path_buf(),
+            detail: format!("run #{run_key} does not start with run_started"),
+        })?;
     for event in &events[1..] {
         summary.apply(event);
     }
     Ok(Some(summary))
 }
 
-pub(crate) fn read_events(conn: &Connection, path: &Path, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+pub(crate) fn read_events(
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Vec<Event>, StoreError> {
     let err = sql_err(path, "read a journal");
-    let mut stmt =
-        conn.prepare_cached("SELECT position, body, crc FROM events WHERE run_key = ?1 ORDER BY position").map_err(&err)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT position, body, crc FROM events WHERE run_key = ?1 ORDER BY position",
+        )
+        .map_err(&err)?;
     let mut rows = stmt.query([run_key as i64]).map_err(&err)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(&err)? {
@@ -404,15 +504,21 @@ pub(crate) fn read_events(conn: &Connection, path: &Path, run_key: RunKey) -> Re
                 detail: format!("run #{run_key} is missing event {}", events.len()),
             });
         }
-        let body = row.get_ref(1).map_err(&err)?.as_blob().map_err(|e| StoreError::IndexCorrupt {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        let body =
+            row.get_ref(1)
+                .map_err(&err)?
+                .as_blob()
+                .map_err(|e| StoreError::IndexCorrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
         let crc: i64 = row.get(2).map_err(&err)?;
         if crc != event_crc(run_key, position as u32, body) as i64 {
             return Err(StoreError::IndexCorrupt {
                 path: path.to_path_buf(),
-                detail: format!("table events, run #{run_key} position {position}: checksum mismatch"),
+                detail: format!(
+                    "table events, run #{run_key} position {position}: checksum mismatch"
+                ),
             });
         }
         events.push(decode_event(body).map_err(|e| StoreError::IndexCorrupt {
@@ -433,7 +539,11 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         workflow: row.get(2)?,
         version: row.get(3)?,
         status: RunStatus::parse(&status).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, format!("unknown status {status:?}").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
         })?,
         created_at_ms: row.get::<_, i64>(5)? as u64,
         started_at_ms: opt_u64(row.get(6)?),
@@ -465,18 +575,26 @@ fn checked_summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         return Err(rusqlite::Error::FromSqlConversionFailure(
             17,
             rusqlite::types::Type::Integer,
-            format!("table runs, run #{} ({:?}): checksum mismatch", summary.run_key, summary.run_id).into(),
+            format!(
+                "table runs, run #{} ({:?}): checksum mismatch",
+                summary.run_key, summary.run_id
+            )
+            .into(),
         ));
     }
     Ok(summary)
 }
 
 /// Turns a failed row conversion (a bad checksum, an unknown status) into `IndexCorrupt`.
-fn corrupt_rows<'p>(path: &'p Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
+fn corrupt_rows<'p>(
+    path: &'p Path,
+    op: &'static str,
+) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
     move |source| match source {
-        rusqlite::Error::FromSqlConversionFailure(_, _, detail) => {
-            StoreError::IndexCorrupt { path: path.to_path_buf(), detail: detail.to_string() }
-        }
+        rusqlite::Error::FromSqlConversionFailure(_, _, detail) => StoreError::IndexCorrupt {
+            path: path.to_path_buf(),
+            detail: detail.to_string(),
+        },
         other => sql_err(path, op)(other),
     }
 }
@@ -490,22 +608,40 @@ pub(crate) struct Reader {
 impl Reader {
     pub(crate) fn summary_by_id(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
         let err = corrupt_rows(&self.path, "read a run");
-        let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_id = ?1")).map_err(&err)?;
-        stmt.query_row([run_id], checked_summary).optional().map_err(&err)
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_id = ?1"
+            ))
+            .map_err(&err)?;
+        stmt.query_row([run_id], checked_summary)
+            .optional()
+            .map_err(&err)
     }
 
     pub(crate) fn run_key_of(&self, run_id: &str) -> Result<Option<RunKey>, StoreError> {
         let err = sql_err(&self.path, "look up a run id");
-        let mut stmt = self.conn.prepare_cached("SELECT run_key FROM runs WHERE run_id = ?1").map_err(&err)?;
-        stmt.query_row([run_id], |r| r.get::<_, i64>(0)).optional().map(|k| k.map(|k| k as u64)).map_err(&err)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT run_key FROM runs WHERE run_id = ?1")
+            .map_err(&err)?;
+        stmt.query_row([run_id], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|k| k.map(|k| k as u64))
+            .map_err(&err)
     }
 
     pub(crate) fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
         let err = corrupt_rows(&self.path, "read a run");
-        let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1")).map_err(&err)?;
-        stmt.query_row([run_key as i64], checked_summary).optional().map_err(&err)
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1"
+            ))
+            .map_err(&err)?;
+        stmt.query_row([run_key as i64], checked_summary)
+            .optional()
+            .map_err(&err)
     }
 
     /// The run's journal, checked against its summary's event count (rows that
@@ -555,10 +691,16 @@ impl Reader {
             sql.push_str(&format!(" AND created_at < ?{}", args.len()));
         }
         args.push((filter.effective_limit() as i64).into());
-        sql.push_str(&format!(" ORDER BY created_at DESC, run_key DESC LIMIT ?{}", args.len()));
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, run_key DESC LIMIT ?{}",
+            args.len()
+        ));
         let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), checked_summary).map_err(&err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(corrupt_rows(&self.path, "list runs"))
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), checked_summary)
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt_rows(&self.path, "list runs"))
     }
 
     pub(crate) fn unfinished(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
@@ -570,7 +712,10 @@ impl Reader {
                  ORDER BY run_key LIMIT ?1"
             ))
             .map_err(&err)?;
-        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], checked_summary).map_err(&err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(corrupt_rows(&self.path, "list unfinished runs"))
+        let rows = stmt
+            .query_map([limit.min(i64::MAX as usize) as i64], checked_summary)
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt_rows(&self.path, "list unfinished runs"))
     }
 }

@@ -68,16 +68,28 @@ impl Inbox {
         let mut state = lock(&self.state);
         if state.batches.is_empty() && !state.stop {
             state.idle = true;
-            state = self.cv.wait_timeout(state, idle_for).unwrap_or_else(|p| p.into_inner()).0;
+            state = self
+                .cv
+                .wait_timeout(state, idle_for)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
             state.idle = false;
         }
         let until = Instant::now() + GATHER;
-        while !state.batches.is_empty() && !state.flush && !state.stop && state.records < GATHER_RECORDS {
+        while !state.batches.is_empty()
+            && !state.flush
+            && !state.stop
+            && state.records < GATHER_RECORDS
+        {
             let now = Instant::now();
             if now >= until {
                 break;
             }
-            state = self.cv.wait_timeout(state, until - now).unwrap_or_else(|p| p.into_inner()).0;
+            state = self
+                .cv
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         // A reader's request stays until something is applied: its batch may not be here yet.
         if !state.batches.is_empty() {
@@ -99,7 +111,10 @@ pub(crate) struct Relay {
 
 impl Relay {
     pub(crate) fn new(inbox: Arc<Inbox>) -> Relay {
-        Relay { ack: Mutex::new(None), inbox }
+        Relay {
+            ack: Mutex::new(None),
+            inbox,
+        }
     }
 
     pub(crate) fn set_ack_sink(&self, sink: Arc<dyn AckSink>) {
@@ -121,7 +136,12 @@ impl DurableSink for Relay {
     fn failed(&self, tokens: &[u64], error: &WalError) {
         let ack = lock(&self.ack).clone();
         if let Some(ack) = ack {
-            ack.failed(tokens, &StoreError::Failed { cause: error.to_string() });
+            ack.failed(
+                tokens,
+                &StoreError::Failed {
+                    cause: error.to_string(),
+                },
+            );
         }
     }
 }
@@ -140,7 +160,14 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn new(applied_lsn: u64) -> Progress {
-        Progress { state: Mutex::new(ProgressState { applied_lsn, error: None, stopped: false }), cv: Condvar::new() }
+        Progress {
+            state: Mutex::new(ProgressState {
+                applied_lsn,
+                error: None,
+                stopped: false,
+            }),
+            cv: Condvar::new(),
+        }
     }
 
     pub(crate) fn applied(&self) -> u64 {
@@ -148,7 +175,10 @@ impl Progress {
     }
 
     pub(crate) fn error(&self) -> Option<StoreError> {
-        lock(&self.state).error.clone().map(|cause| StoreError::Failed { cause })
+        lock(&self.state)
+            .error
+            .clone()
+            .map(|cause| StoreError::Failed { cause })
     }
 
     fn set_applied(&self, lsn: u64) {
@@ -174,7 +204,9 @@ impl Progress {
                 return Ok(());
             }
             if let Some(cause) = &state.error {
-                return Err(StoreError::Failed { cause: format!("the index stopped applying the log: {cause}") });
+                return Err(StoreError::Failed {
+                    cause: format!("the index stopped applying the log: {cause}"),
+                });
             }
             if state.stopped {
                 return Err(StoreError::Closed);
@@ -201,7 +233,9 @@ pub(crate) fn spawn(
             loop {
                 let (batches, stop) = inbox.take(release_every);
                 if !batches.is_empty() && !failed {
-                    let records = batches.iter().flat_map(|b| b.records().map(|r| (r.lsn, r.record_type, r.payload)));
+                    let records = batches
+                        .iter()
+                        .flat_map(|b| b.records().map(|r| (r.lsn, r.record_type, r.payload)));
                     match index.apply(records) {
                         Ok(applied) => {
                             {
@@ -227,7 +261,9 @@ pub(crate) fn spawn(
                     let result = index.commit_durably().and_then(|()| {
                         let guard = wal.read().unwrap_or_else(|p| p.into_inner());
                         match guard.as_ref() {
-                            Some(wal) => wal.release_through(index.applied_lsn()).map_err(StoreError::from),
+                            Some(wal) => wal
+                                .release_through(index.applied_lsn())
+                                .map_err(StoreError::from),
                             None => Ok(()),
                         }
                     });
@@ -246,5 +282,9 @@ pub(crate) fn spawn(
                 }
             }
         })
-        .map_err(|source| StoreError::Io { op: "start the indexer thread", path: "duro-indexer".into(), source })
+        .map_err(|source| StoreError::Io {
+            op: "start the indexer thread",
+            path: "duro-indexer".into(),
+            source,
+        })
 }

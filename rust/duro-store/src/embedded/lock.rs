@@ -38,17 +38,28 @@ impl DirLock {
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim().to_owned();
                 if holder == std::process::id().to_string() {
-                    return Err(StoreError::LockedHere { path: dir.to_path_buf() });
+                    return Err(StoreError::LockedHere {
+                        path: dir.to_path_buf(),
+                    });
                 }
                 return Err(StoreError::Locked {
                     path: dir.to_path_buf(),
-                    holder: if holder.is_empty() { "unknown".into() } else { holder },
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
                 });
             }
-            return Err(StoreError::Io { op: "lock", path, source: error });
+            return Err(StoreError::Io {
+                op: "lock",
+                path,
+                source: error,
+            });
         }
         file.set_len(0).map_err(io_err("write the lock file"))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err("write the lock file"))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_err("write the lock file"))?;
         write!(file, "{}", std::process::id()).map_err(io_err("write the lock file"))?;
         Ok(DirLock { _file: file })
     }

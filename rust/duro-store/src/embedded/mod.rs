@@ -55,7 +55,11 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { wal: WalOptions::default(), fs: Arc::new(RealFs), release_every: Duration::from_secs(1) }
+        EmbeddedOptions {
+            wal: WalOptions::default(),
+            fs: Arc::new(RealFs),
+            release_every: Duration::from_secs(1),
+        }
     }
 }
 
@@ -86,7 +90,9 @@ pub struct EmbeddedStore {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Statistics for benchmarks and diagnostics.
@@ -104,34 +110,56 @@ fn open_index(index_path: &Path) -> Result<Index, StoreError> {
         .write(true)
         .mode(0o600)
         .open(index_path)
-        .map_err(|source| StoreError::Io { op: "create the index", path: index_path.to_path_buf(), source })?;
+        .map_err(|source| StoreError::Io {
+            op: "create the index",
+            path: index_path.to_path_buf(),
+            source,
+        })?;
     Index::open(index_path)
 }
 
 impl EmbeddedStore {
     /// Opens (creating if missing) the store in `dir` and recovers it.
-    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedStore, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.exists() {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
-                .map_err(|source| StoreError::Io { op: "create the store directory", path: dir.clone(), source })?;
+                .map_err(|source| StoreError::Io {
+                    op: "create the store directory",
+                    path: dir.clone(),
+                    source,
+                })?;
         } else if !dir.is_dir() {
             return Err(StoreError::Io {
                 op: "open the store directory",
                 path: dir.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::Other, "it exists and is not a directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Other,
+                    "it exists and is not a directory",
+                ),
             });
         }
         let dir_lock = DirLock::acquire(&dir)?;
 
         let inbox = Arc::new(Inbox::default());
         let relay = Arc::new(Relay::new(inbox.clone()));
-        let (wal, recovery) = Wal::open(options.fs.clone(), &dir.join("wal"), options.wal.clone(), relay.clone())?;
+        let (wal, recovery) = Wal::open(
+            options.fs.clone(),
+            &dir.join("wal"),
+            options.wal.clone(),
+            relay.clone(),
+        )?;
         // The log holds the whole history while nothing was released from it yet.
-        let log_is_complete = recovery.records.first().map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
+        let log_is_complete = recovery
+            .records
+            .first()
+            .map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
 
         let index_path = dir.join("index.sqlite3");
         let mut index = match open_index(&index_path) {
@@ -146,8 +174,11 @@ impl EmbeddedStore {
                     let from = dir.join(format!("index.sqlite3{suffix}"));
                     if from.exists() {
                         let to = dir.join(format!("index.sqlite3.corrupt-{stamp}{suffix}"));
-                        std::fs::rename(&from, to)
-                            .map_err(|source| StoreError::Io { op: "move the corrupt index aside", path: from, source })?;
+                        std::fs::rename(&from, to).map_err(|source| StoreError::Io {
+                            op: "move the corrupt index aside",
+                            path: from,
+                            source,
+                        })?;
                     }
                 }
                 eprintln!("duro: the run index was corrupt ({detail}); rebuilt it from the log (the old file is {})", aside.display());
@@ -167,13 +198,21 @@ impl EmbeddedStore {
         }
         // Bring the index up to the log: after a crash this is the rebuild.
         for chunk in recovery.records.chunks(4_096) {
-            index.apply(chunk.iter().map(|r| (r.lsn, r.record_type, r.payload.as_slice())))?;
+            index.apply(
+                chunk
+                    .iter()
+                    .map(|r| (r.lsn, r.record_type, r.payload.as_slice())),
+            )?;
         }
         index.commit_durably()?;
-        let next_key = index.max_run_key()?.checked_add(1).ok_or_else(|| StoreError::IndexCorrupt {
-            path: dir.join("index.sqlite3"),
-            detail: "the largest run key is u64::MAX".into(),
-        })?;
+        let next_key =
+            index
+                .max_run_key()?
+                .checked_add(1)
+                .ok_or_else(|| StoreError::IndexCorrupt {
+                    path: dir.join("index.sqlite3"),
+                    detail: "the largest run key is u64::MAX".into(),
+                })?;
         let applied_lsn = index.applied_lsn();
 
         let registry = Arc::new(Mutex::new(Registry {
@@ -193,7 +232,10 @@ impl EmbeddedStore {
             wal.clone(),
             options.release_every,
         )?;
-        let reader = Reader { conn: index::open_connection(&index_path, true)?, path: index_path };
+        let reader = Reader {
+            conn: index::open_connection(&index_path, true)?,
+            path: index_path,
+        };
         Ok(EmbeddedStore {
             dir,
             wal,
@@ -231,7 +273,10 @@ impl EmbeddedStore {
 
     pub fn stats(&self) -> Result<EmbeddedStats, StoreError> {
         let wal = self.with_wal(|wal| Ok(wal.stats()))?;
-        Ok(EmbeddedStats { wal, applied_lsn: self.progress.applied() })
+        Ok(EmbeddedStats {
+            wal,
+            applied_lsn: self.progress.applied(),
+        })
     }
 
     fn append_record(
@@ -245,9 +290,13 @@ impl EmbeddedStore {
         let mut scratch = std::mem::take(&mut registry.scratch);
         scratch.clear();
         record::encode(run_key, first_position, events, &mut scratch);
-        let result = self.with_wal(|wal| Ok(wal.append(&[Record::new(RUN_EVENTS, &scratch)], token)?));
+        let result =
+            self.with_wal(|wal| Ok(wal.append(&[Record::new(RUN_EVENTS, &scratch)], token)?));
         registry.scratch = scratch;
-        Ok(Receipt { position: result?, durable: false })
+        Ok(Receipt {
+            position: result?,
+            durable: false,
+        })
     }
 
     fn shutdown(&self) -> Result<(), StoreError> {
@@ -272,9 +321,16 @@ impl Store for EmbeddedStore {
         self.relay.set_ack_sink(sink);
     }
 
-    fn start_run(&self, started: &Event, token: Option<Token>) -> Result<(StartOutcome, Receipt), StoreError> {
+    fn start_run(
+        &self,
+        started: &Event,
+        token: Option<Token>,
+    ) -> Result<(StartOutcome, Receipt), StoreError> {
         let Event::RunStarted { run_id, .. } = started else {
-            return Err(StoreError::BadRecord { lsn: 0, detail: "start_run needs a run_started event".into() });
+            return Err(StoreError::BadRecord {
+                lsn: 0,
+                detail: "start_run needs a run_started event".into(),
+            });
         };
         let mut registry = lock(&self.registry);
         if registry.closed {
@@ -286,13 +342,27 @@ impl Store for EmbeddedStore {
         };
         if let Some(run_key) = existing {
             let position = self.with_wal(|wal| Ok(wal.next_lsn().saturating_sub(1)))?;
-            return Ok((StartOutcome::Existing { run_key }, Receipt { position, durable: false }));
+            return Ok((
+                StartOutcome::Existing { run_key },
+                Receipt {
+                    position,
+                    durable: false,
+                },
+            ));
         }
         let run_key = registry.next_key;
         let next_key = run_key.checked_add(1).ok_or(StoreError::Failed {
-            cause: "every run key is used (the log holds a run key of u64::MAX); the store is corrupt".into(),
+            cause:
+                "every run key is used (the log holds a run key of u64::MAX); the store is corrupt"
+                    .into(),
         })?;
-        let receipt = self.append_record(&mut registry, run_key, 0, std::slice::from_ref(started), token)?;
+        let receipt = self.append_record(
+            &mut registry,
+            run_key,
+            0,
+            std::slice::from_ref(started),
+            token,
+        )?;
         registry.next_key = next_key;
         registry.pending_ids.insert(run_id.clone(), run_key);
         registry.positions.insert(run_key, (1, false));
@@ -314,19 +384,31 @@ impl Store for EmbeddedStore {
             Some(&entry) => entry,
             None => {
                 // Not appended to since open: everything about it is in the index.
-                let summary = lock(&self.reader).summary_by_key(run_key)?.ok_or(StoreError::UnknownRun { run_key })?;
+                let summary = lock(&self.reader)
+                    .summary_by_key(run_key)?
+                    .ok_or(StoreError::UnknownRun { run_key })?;
                 (summary.event_count, summary.status.is_terminal())
             }
         };
         if ended {
-            return Err(StoreError::RunEnded { run_key, status: "ended" });
+            return Err(StoreError::RunEnded {
+                run_key,
+                status: "ended",
+            });
         }
         if next != expected_position {
-            return Err(StoreError::Conflict { run_key, expected: expected_position, actual: next });
+            return Err(StoreError::Conflict {
+                run_key,
+                expected: expected_position,
+                actual: next,
+            });
         }
-        let receipt = self.append_record(&mut registry, run_key, expected_position, events, token)?;
+        let receipt =
+            self.append_record(&mut registry, run_key, expected_position, events, token)?;
         let ends = events.iter().any(Event::is_terminal);
-        registry.positions.insert(run_key, (next + events.len() as u32, ends));
+        registry
+            .positions
+            .insert(run_key, (next + events.len() as u32, ends));
         Ok(receipt)
     }
 
@@ -371,7 +453,12 @@ impl Store for EmbeddedStore {
         lock(&self.reader).list(filter)
     }
 
-    fn claim_due(&self, _owner: &str, _now_ms: Millis, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+    fn claim_due(
+        &self,
+        _owner: &str,
+        _now_ms: Millis,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         // One process owns the directory (the LOCK), so every unfinished run is ours.
         self.catch_up()?;
         lock(&self.reader).unfinished(limit)
