@@ -69,6 +69,20 @@ pub enum StoreError {
         "the log record at LSN {lsn} is not a valid run record ({detail}); the log may be corrupt"
     )]
     BadRecord { lsn: u64, detail: String },
+    #[error(
+        "the log record at LSN {lsn} has record type {record_type}, which this build does not know (it reads types \
+         {known:?}); the log was written by a newer duro (upgrade duro to open it) or is corrupt"
+    )]
+    UnknownRecordType {
+        lsn: u64,
+        record_type: u8,
+        known: &'static [u8],
+    },
+    #[error(
+        "an append of {size} bytes (its events, encoded) is over this store's limit of {max} bytes per append; \
+         store large data elsewhere and pass a reference, or raise the limit"
+    )]
+    AppendTooLarge { size: u64, max: u64 },
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error("the store stopped accepting writes: {cause}; reopen it to recover (nothing after that point was acknowledged)")]

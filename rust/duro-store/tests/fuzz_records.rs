@@ -114,7 +114,35 @@ fn known_hard_records() {
         },
         LogInput {
             flags: 0,
-            records: vec![(2, encode_run_record(1, 0, std::slice::from_ref(&start)))],
+            records: vec![(9, encode_run_record(1, 0, std::slice::from_ref(&start)))],
+        },
+        // The versioned layout (type 2; `RUN_EVENTS` here is the first layout, type 1): a
+        // newer event format, a format 0 that never existed, and no version at all.
+        LogInput {
+            flags: 0,
+            records: vec![(
+                2,
+                [
+                    &[2u8][..],
+                    &encode_run_record(1, 0, std::slice::from_ref(&start)),
+                ]
+                .concat(),
+            )],
+        },
+        LogInput {
+            flags: 0,
+            records: vec![(
+                2,
+                [
+                    &[0u8][..],
+                    &encode_run_record(1, 0, std::slice::from_ref(&start)),
+                ]
+                .concat(),
+            )],
+        },
+        LogInput {
+            flags: 0,
+            records: vec![(2, Vec::new())],
         },
         // A first position above u32::MAX, and u32::MAX with two events.
         LogInput {

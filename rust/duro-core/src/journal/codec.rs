@@ -30,8 +30,21 @@
 //!
 //! Step kinds: 0 task, 1 sleep, 2 wait_for_event, 3 compensation, 4 on_failure.
 //! A change to any existing layout gets a new tag (and a new
-//! [`EVENT_FORMAT_VERSION`]); old tags stay readable forever. Containers (the
-//! log, the index) record the version they were written with.
+//! [`EVENT_FORMAT_VERSION`]); old tags stay readable forever.
+//!
+//! An encoded event does not carry the version itself: the containers that
+//! hold events record it, and check it before decoding, so that events from a
+//! newer duro are refused with an error naming the version found and the
+//! version supported (never a misleading "unknown event type" or, worse, a
+//! misread). Where it is written:
+//!
+//! - the embedded store's log: every run-events record starts with the event
+//!   format version of its events (`duro_store`'s `record.rs`, record type 2);
+//! - the embedded store's index: `meta.event_format_version`, the newest
+//!   version of any event it holds (`duro_store`'s `embedded/index.rs`).
+//!
+//! A reader accepts versions `1..=EVENT_FORMAT_VERSION` (see
+//! [`supports_event_format`]).
 
 use super::wire::{put_bytes, put_opt_varint, put_u8, put_varint, Reader};
 use super::{ErrorInfo, Event, StepKind};
@@ -39,6 +52,12 @@ use crate::error::DecodeError;
 
 /// Version of this codec's layout; bumped when a tag is added or changed.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
+
+/// Whether this build decodes events written with format `version` (every
+/// version from 1 up to [`EVENT_FORMAT_VERSION`]; 0 was never written).
+pub fn supports_event_format(version: u64) -> bool {
+    (1..=u64::from(EVENT_FORMAT_VERSION)).contains(&version)
+}
 
 const RUN_STARTED: u8 = 1;
 const STEP_STARTED: u8 = 2;
@@ -463,6 +482,15 @@ mod tests {
             decode_event(&out),
             Err(DecodeError::TrailingBytes { extra: 1 })
         );
+    }
+
+    #[test]
+    fn supported_event_formats() {
+        assert!(supports_event_format(1));
+        assert!(supports_event_format(EVENT_FORMAT_VERSION as u64));
+        assert!(!supports_event_format(0));
+        assert!(!supports_event_format(EVENT_FORMAT_VERSION as u64 + 1));
+        assert!(!supports_event_format(u64::MAX));
     }
 
     /// The first format, byte for byte: a change here breaks every journal on disk.

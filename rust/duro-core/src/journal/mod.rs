@@ -14,7 +14,7 @@
 mod codec;
 mod wire;
 
-pub use codec::{decode_event, encode_event, EVENT_FORMAT_VERSION};
+pub use codec::{decode_event, encode_event, supports_event_format, EVENT_FORMAT_VERSION};
 
 use crate::time::Millis;
 

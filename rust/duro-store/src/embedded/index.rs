@@ -4,7 +4,7 @@
 //! Format (index format version 1), in `index.sqlite3`:
 //!
 //! ```text
-//! meta(key TEXT PRIMARY KEY, value INTEGER)   format_version, applied_lsn
+//! meta(key TEXT PRIMARY KEY, value INTEGER)   format_version, applied_lsn, event_format_version
 //! runs(run_key INTEGER PRIMARY KEY, run_id TEXT UNIQUE, workflow, version, status,
 //!      created_at, started_at, updated_at, completed_at, current_step, step_count,
 //!      completed_step_count, error_type, error_message, error_retryable, wake_at, event_count, crc)
@@ -12,7 +12,11 @@
 //! ```
 //!
 //! `events.body` is the journal codec's encoding of one event; `runs` is the
-//! summary folded from them. Both tables carry a `crc` column (CRC32C of the
+//! summary folded from them. `event_format_version` is the newest journal
+//! event format (`duro_core::journal::EVENT_FORMAT_VERSION`) the bodies may be
+//! written in: set when a build opens the index, never lowered, and checked on
+//! open (a newer one is [`StoreError::NewerFormat`]). Indexes written before it
+//! existed lack the key and hold format 1. Both tables carry a `crc` column (CRC32C of the
 //! row's content, see [`event_crc`] and [`summary_crc`]) checked on every
 //! read: SQLite does not checksum its pages, and a flipped byte inside a row
 //! must be reported, never returned. `applied_lsn` is committed in the same
@@ -25,13 +29,13 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use duro_core::journal::{decode_event, ErrorInfo, Event, RunKey};
+use duro_core::journal::{decode_event, ErrorInfo, Event, RunKey, EVENT_FORMAT_VERSION};
 use duro_core::summary::{RunStatus, RunSummary};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::api::RunFilter;
 use crate::error::StoreError;
-use crate::record::{self, RUN_EVENTS};
+use crate::record::{self, RecordError, RUN_EVENTS, RUN_EVENTS_V1};
 
 /// Index layout version written by this build.
 pub const INDEX_FORMAT_VERSION: u32 = 1;
@@ -135,6 +139,8 @@ const SUMMARY_CACHE_LIMIT: usize = 4_096;
 pub(crate) struct Index {
     conn: Connection,
     path: PathBuf,
+    /// The log directory the applied records come from (named in errors).
+    log_dir: PathBuf,
     /// Summaries of unfinished runs touched since open, to fold new events into.
     cache: HashMap<RunKey, RunSummary>,
     applied_lsn: u64,
@@ -222,6 +228,34 @@ impl Index {
             }
             Some(_) => {}
         }
+        let event_format: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'event_format_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err(path, "read the event format version"))?;
+        match event_format {
+            Some(v) if v > EVENT_FORMAT_VERSION as i64 => {
+                return Err(StoreError::NewerFormat {
+                    what: "the journal events in the run index",
+                    path: path.to_path_buf(),
+                    found: u32::try_from(v).unwrap_or(u32::MAX),
+                    supported: EVENT_FORMAT_VERSION,
+                })
+            }
+            Some(v) if v == EVENT_FORMAT_VERSION as i64 => {}
+            // Absent (format 1, written before the key existed) or older: from now on it may
+            // hold events of this build's format.
+            _ => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('event_format_version', ?1)",
+                    [EVENT_FORMAT_VERSION],
+                )
+                .map_err(sql_err(path, "write the event format version"))?;
+            }
+        }
         let applied_lsn: i64 = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'applied_lsn'",
@@ -231,9 +265,11 @@ impl Index {
             .optional()
             .map_err(sql_err(path, "read applied_lsn"))?
             .unwrap_or(0);
+        let log_dir = path.parent().unwrap_or(Path::new(".")).join("wal");
         Ok(Index {
             conn,
             path: path.to_path_buf(),
+            log_dir,
             cache: HashMap::new(),
             applied_lsn: applied_lsn as u64,
         })
@@ -270,6 +306,7 @@ impl Index {
         records: impl Iterator<Item = (u64, u8, &'a [u8])>,
     ) -> Result<Applied, StoreError> {
         let path = self.path.clone();
+        let log_dir = self.log_dir.clone();
         let err = sql_err(&path, "apply log records");
         let mut applied = Applied {
             last_lsn: self.applied_lsn,
@@ -287,16 +324,20 @@ impl Index {
                 if lsn <= applied.last_lsn {
                     continue;
                 }
-                if record_type != RUN_EVENTS {
-                    return Err(StoreError::BadRecord {
+                let run = record::decode(record_type, payload).map_err(|error| match error {
+                    RecordError::UnknownType(record_type) => StoreError::UnknownRecordType {
                         lsn,
-                        detail: format!(
-                            "unknown record type {record_type}; written by a newer duro?"
-                        ),
-                    });
-                }
-                let run = record::decode(payload)
-                    .map_err(|detail| StoreError::BadRecord { lsn, detail })?;
+                        record_type,
+                        known: &[RUN_EVENTS_V1, RUN_EVENTS],
+                    },
+                    RecordError::NewerEventFormat(found) => StoreError::NewerFormat {
+                        what: "journal events in the log",
+                        path: log_dir.clone(),
+                        found: u32::try_from(found).unwrap_or(u32::MAX),
+                        supported: EVENT_FORMAT_VERSION,
+                    },
+                    RecordError::Bad(detail) => StoreError::BadRecord { lsn, detail },
+                })?;
                 if run.run_key == 0 || run.run_key > MAX_RUN_KEY {
                     return Err(StoreError::BadRecord {
                         lsn,
