@@ -12,6 +12,12 @@ use crate::error::StoreError;
 /// back through [`AckSink::durable`] once the append is durable.
 pub type Token = u64;
 
+/// The largest append (its run-events record, see [`append_size`](crate::append_size)) a
+/// store accepts unless configured otherwise: 4 MiB, the embedded log's default
+/// `max_record_size`. Every store measures and refuses the same way
+/// ([`StoreError::AppendTooLarge`]).
+pub const DEFAULT_MAX_APPEND_BYTES: u64 = 4 << 20;
+
 /// Receives acknowledgements. Called from the store's own threads; must be
 /// quick and must not call back into the store.
 pub trait AckSink: Send + Sync {
@@ -93,13 +99,22 @@ impl RunFilter {
 /// - an append is acknowledged (sink or receipt) only once durable, and every
 ///   acknowledged event is returned by `events` afterwards, byte-identical,
 ///   also after the store is reopened;
-/// - nothing is appended after a run's terminal event.
+/// - nothing is appended after a run's terminal event;
+/// - an append (or a start) larger than [`Store::max_append_bytes`], measured by
+///   [`append_size`](crate::append_size), is refused with [`StoreError::AppendTooLarge`]
+///   and writes nothing.
+///
+/// Every token-carrying write that returns `Ok` with `durable: false` is acknowledged
+/// exactly once, through [`AckSink::durable`] or [`AckSink::failed`]; one whose receipt
+/// says `durable: true` is never sent to the sink; a start that found an existing run
+/// wrote nothing, and its token is never acknowledged (wait on its receipt instead).
 pub trait Store: Send + Sync {
     /// Installs the sink that receives acknowledgements of token-carrying appends.
     fn set_ack_sink(&self, sink: Arc<dyn AckSink>);
 
     /// Creates a run from its `RunStarted` event unless a run with that id
-    /// exists. `token` is acknowledged like an append's.
+    /// exists. `token` is acknowledged like an append's when the run is created;
+    /// when it existed nothing was written and `token` is never acknowledged.
     fn start_run(
         &self,
         started: &Event,
@@ -134,9 +149,37 @@ pub trait Store: Send + Sync {
     fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError>;
 
     /// Unfinished runs this caller should now drive (resume, or schedule by
-    /// their `wake_at_ms`). A single-process store hands out every unfinished
-    /// run; a shared store hands out those whose lease is free or expired and
-    /// leases them to `owner`.
+    /// their `wake_at_ms`).
+    ///
+    /// Every store: only unfinished runs, each once, in run-key order, at most
+    /// `limit` of them (0: none); every unfinished run that is due at `now_ms`
+    /// (its `wake_at_ms` is at or before `now_ms`) and not held by another owner
+    /// is among them when `limit` allows.
+    ///
+    /// The single-process stores (embedded: one process owns the directory, by
+    /// its `LOCK`; in-memory) have no leases. They ignore `owner`, and hand out
+    /// every unfinished run whatever `now_ms`: also runs that wake later (the
+    /// caller schedules them by `wake_at_ms`), and paused or waiting runs that
+    /// have no `wake_at_ms`. They hand the same runs to every call and every
+    /// owner: nothing is held. The engine relies on this: it calls `claim_due`
+    /// once, when it opens, with `limit = usize::MAX`.
+    ///
+    /// A store shared by several processes (PostgreSQL, later) must add, and the
+    /// conformance suite checks when its factory declares
+    /// [`Capabilities::lease_ms`](crate::conformance::Capabilities):
+    /// - a lease: a returned run is held by `owner` until `now_ms + lease`;
+    ///   while held, `claim_due` of another owner does not return it; a call
+    ///   at or after expiry does. Holders renew their leases (a method to add,
+    ///   e.g. `renew(owner, run_keys, now_ms)`).
+    /// - a fencing epoch: every claim bumps the run's epoch and hands it to the
+    ///   owner; appends carry it (a parameter to add to `append`, beside
+    ///   `expected_position`), and an append with a stale epoch is refused with
+    ///   [`StoreError::Conflict`] and writes nothing. `expected_position` alone
+    ///   is not enough: a worker whose lease was taken over still holds the
+    ///   right position until the new owner appends.
+    /// - due-ness: it returns only runs due at `now_ms`, so sleeping runs are
+    ///   not leased for their whole sleep; the engine then has to call
+    ///   `claim_due` periodically (and on a notification), not only at open.
     fn claim_due(
         &self,
         owner: &str,
@@ -144,9 +187,26 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RunSummary>, StoreError>;
 
+    /// The largest append this store accepts, in bytes of [`append_size`](crate::append_size)
+    /// ([`DEFAULT_MAX_APPEND_BYTES`] unless configured otherwise).
+    fn max_append_bytes(&self) -> u64;
+
     /// Makes everything appended so far durable and stops background work.
     fn close(&self) -> Result<(), StoreError>;
 
     /// A short description for logs and `meta()` (e.g. "embedded at ./.duro").
     fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    /// The in-memory store's default limit is the embedded store's default, so both refuse
+    /// the same appends out of the box.
+    #[test]
+    fn the_default_limit_is_the_logs() {
+        assert_eq!(
+            super::DEFAULT_MAX_APPEND_BYTES,
+            u64::from(duro_wal::WalOptions::default().max_record_size)
+        );
+    }
 }

@@ -4,9 +4,11 @@
 //!
 //! Stores only know events and summaries; the engine above decides what to
 //! append. The trait is shaped for a networked store too (PostgreSQL, later):
-//! appends carry the position they expect (fencing), acknowledgements come
-//! back asynchronously through an [`AckSink`], and recovery asks the store to
-//! `claim_due` runs rather than assuming it owns them all.
+//! appends carry the position they expect (a lost race is a conflict, never a
+//! silent overwrite), acknowledgements come back asynchronously through an
+//! [`AckSink`], and recovery asks the store to `claim_due` runs rather than
+//! assuming it owns them all. What a networked store must add to that (leases,
+//! a fencing epoch) is written down at [`Store::claim_due`].
 
 mod api;
 pub mod conformance;
@@ -15,7 +17,8 @@ mod error;
 pub mod memory;
 mod record;
 
-pub use api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
+pub use api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token, DEFAULT_MAX_APPEND_BYTES};
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use record::append_size;

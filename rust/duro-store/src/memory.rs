@@ -1,6 +1,13 @@
 //! The in-memory store: the same semantics as the embedded store, nothing on
 //! disk. Every append is durable on return (there is nothing to sync), so
 //! receipts say `durable` and no token is sent to the sink.
+//!
+//! It keeps nothing across a restart of the process: a new `MemoryStore` is
+//! empty (the conformance suite checks the reopen-specific promises only for
+//! stores whose factory says they keep data, and checks this one comes back
+//! empty). Appends are limited like the embedded store's: by
+//! [`append_size`](crate::append_size), to [`DEFAULT_MAX_APPEND_BYTES`] unless
+//! built with [`MemoryStore::with_max_append_bytes`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,8 +16,11 @@ use duro_core::journal::{Event, RunKey};
 use duro_core::summary::RunSummary;
 use duro_core::time::Millis;
 
-use crate::api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
+use crate::api::{
+    AckSink, Receipt, RunFilter, StartOutcome, Store, Token, DEFAULT_MAX_APPEND_BYTES,
+};
 use crate::error::StoreError;
+use crate::record::append_size;
 
 #[derive(Default)]
 struct Inner {
@@ -21,19 +31,48 @@ struct Inner {
     closed: bool,
 }
 
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    max_append_bytes: u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
+        MemoryStore::with_max_append_bytes(DEFAULT_MAX_APPEND_BYTES)
+    }
+
+    /// A store that refuses appends over `max` bytes (as the embedded store with
+    /// `WalOptions::max_record_size = max` does).
+    pub fn with_max_append_bytes(max: u64) -> MemoryStore {
         MemoryStore {
             inner: Mutex::new(Inner {
                 next_key: 1,
                 ..Inner::default()
             }),
+            max_append_bytes: max,
         }
+    }
+
+    fn check_size(
+        &self,
+        run_key: RunKey,
+        first_position: u32,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let size = append_size(run_key, first_position, events);
+        if size > self.max_append_bytes {
+            return Err(StoreError::AppendTooLarge {
+                size,
+                max: self.max_append_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -72,6 +111,7 @@ impl Store for MemoryStore {
             return Ok((StartOutcome::Existing { run_key }, receipt));
         }
         let run_key = inner.next_key;
+        self.check_size(run_key, 0, std::slice::from_ref(started))?;
         inner.next_key += 1;
         let summary = RunSummary::start(run_key, started).expect("checked to be run_started above");
         inner.ids.insert(run_id.clone(), run_key);
@@ -106,6 +146,7 @@ impl Store for MemoryStore {
                 actual: journal.len() as u32,
             });
         }
+        self.check_size(run_key, expected_position, events)?;
         for event in events {
             summary.apply(event);
             journal.push(event.clone());
@@ -181,6 +222,10 @@ impl Store for MemoryStore {
         due.sort_by_key(|s| s.run_key);
         due.truncate(limit);
         Ok(due)
+    }
+
+    fn max_append_bytes(&self) -> u64 {
+        self.max_append_bytes
     }
 
     fn close(&self) -> Result<(), StoreError> {

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use duro_core::journal::{Event, StepKind};
+use duro_core::journal::{encode_event, Event, StepKind, EVENT_FORMAT_VERSION};
 use duro_store::conformance::started;
 use duro_store::{
     AckSink, EmbeddedOptions, EmbeddedStore, RunFilter, StartOutcome, Store, StoreError, Token,
@@ -357,4 +358,388 @@ fn a_failed_sync_stops_acknowledgements() {
     let image = Arc::new(fs.crash_image(Damage::LoseUnsynced, 1));
     let store = EmbeddedStore::open(tmp.path(), sim_options(image)).unwrap();
     assert!(store.summary("x").unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Formats: the event format version in the log, unknown record types, old records.
+
+/// Opens the store's log directly (the store must be closed) and appends raw records.
+/// Returns the records that were in the log before.
+fn raw_log(store_dir: &Path, append: &[(u8, Vec<u8>)]) -> Vec<duro_wal::RecoveredRecord> {
+    let fs: Arc<dyn duro_wal::fs::Fs> = Arc::new(duro_wal::fs::RealFs);
+    let (wal, recovery) = duro_wal::Wal::open(
+        fs,
+        &store_dir.join("wal"),
+        WalOptions::default(),
+        Arc::new(duro_wal::NullSink),
+    )
+    .unwrap();
+    for (record_type, payload) in append {
+        let lsn = wal
+            .append(&[duro_wal::Record::new(*record_type, payload)], None)
+            .unwrap();
+        wal.wait_durable(lsn).unwrap();
+    }
+    wal.close().unwrap();
+    recovery.records
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A run-events record payload: the first layout (type 1) without `format`, type 2 with it.
+fn run_record(format: Option<u64>, run_key: u64, first_position: u64, events: &[Event]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(format) = format {
+        varint(&mut out, format);
+    }
+    varint(&mut out, run_key);
+    varint(&mut out, first_position);
+    varint(&mut out, events.len() as u64);
+    for event in events {
+        let mut body = Vec::new();
+        encode_event(event, &mut body);
+        varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// A store with one run ("r", key 1, one event), closed.
+fn store_with_one_run(path: &Path) {
+    let store = EmbeddedStore::open(path, EmbeddedOptions::default()).unwrap();
+    let (outcome, receipt) = store.start_run(&started("r", "wf", 1), None).unwrap();
+    store.wait_durable(receipt).unwrap();
+    assert_eq!(outcome.run_key(), 1);
+    store.close().unwrap();
+}
+
+#[test]
+fn log_records_carry_the_event_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_one_run(dir.path());
+    let records = raw_log(dir.path(), &[]);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].record_type, 2,
+        "run events, the versioned layout"
+    );
+    assert_eq!(
+        records[0].payload,
+        run_record(
+            Some(EVENT_FORMAT_VERSION as u64),
+            1,
+            0,
+            &[started("r", "wf", 1)]
+        ),
+        "the record starts with the event format version"
+    );
+}
+
+#[test]
+fn a_log_of_a_newer_event_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_one_run(dir.path());
+    let newer = EVENT_FORMAT_VERSION as u64 + 1;
+    raw_log(
+        dir.path(),
+        &[(
+            2,
+            run_record(Some(newer), 1, 1, &[Event::Paused { at_ms: 2 }]),
+        )],
+    );
+    match EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) {
+        Err(error @ StoreError::NewerFormat { .. }) => {
+            let StoreError::NewerFormat {
+                what,
+                path,
+                found,
+                supported,
+            } = &error
+            else {
+                unreachable!()
+            };
+            assert_eq!((*found as u64, *supported), (newer, EVENT_FORMAT_VERSION));
+            assert_eq!(*what, "journal events in the log");
+            assert_eq!(path, &dir.path().join("wal"));
+            let message = error.to_string();
+            assert!(message.contains(&format!("format {newer}")), "{message}");
+            assert!(
+                message.contains(&format!("reads up to {EVENT_FORMAT_VERSION}")),
+                "{message}"
+            );
+            assert!(message.contains("upgrade duro"), "{message}");
+        }
+        Err(other) => panic!("expected NewerFormat, got {other}"),
+        Ok(_) => panic!("opened a log of a newer event format"),
+    }
+}
+
+#[test]
+fn an_index_of_a_newer_event_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_one_run(dir.path());
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    let stamped: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'event_format_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        stamped, EVENT_FORMAT_VERSION as i64,
+        "the index records the event format it holds"
+    );
+    conn.execute(
+        "UPDATE meta SET value = 7 WHERE key = 'event_format_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    match EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) {
+        Err(StoreError::NewerFormat {
+            what,
+            found: 7,
+            supported,
+            ..
+        }) => {
+            assert_eq!(supported, EVENT_FORMAT_VERSION);
+            assert!(what.contains("run index"), "{what}");
+        }
+        Err(other) => panic!("expected NewerFormat, got {other}"),
+        Ok(_) => panic!("opened an index of a newer event format"),
+    }
+}
+
+/// Logs written before records carried the version (record type 1) still open, and the
+/// store appends to them in the new layout; an index without `event_format_version`
+/// (written before it existed) is stamped on open.
+#[test]
+fn logs_of_the_first_record_layout_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = step(0);
+    raw_log(
+        dir.path(),
+        &[
+            (1, run_record(None, 1, 0, &[started("old", "wf", 1)])),
+            (1, run_record(None, 1, 1, &events)),
+        ],
+    );
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let mut expected = vec![started("old", "wf", 1)];
+    expected.extend(events);
+    assert_eq!(store.events(1).unwrap(), expected);
+    store
+        .wait_durable(store.append(1, 3, &step(1), None).unwrap())
+        .unwrap();
+    store.close().unwrap();
+    // An index from before `event_format_version`: the key is missing.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute("DELETE FROM meta WHERE key = 'event_format_version'", [])
+        .unwrap();
+    drop(conn);
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    assert_eq!(store.events(1).unwrap().len(), 5);
+    store.close().unwrap();
+    let types: Vec<u8> = raw_log(dir.path(), &[])
+        .iter()
+        .map(|r| r.record_type)
+        .collect();
+    assert_eq!(
+        types,
+        [1, 1, 2],
+        "old records stay as they are; new ones are versioned"
+    );
+}
+
+#[test]
+fn a_log_with_an_unknown_record_type_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_one_run(dir.path());
+    raw_log(dir.path(), &[(9, b"from a newer duro".to_vec())]);
+    match EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) {
+        Err(error @ StoreError::UnknownRecordType { .. }) => {
+            let StoreError::UnknownRecordType {
+                lsn,
+                record_type,
+                known,
+            } = &error
+            else {
+                unreachable!()
+            };
+            assert_eq!((*lsn, *record_type, *known), (2, 9, &[1u8, 2][..]));
+            let message = error.to_string();
+            assert!(
+                message.contains("LSN 2") && message.contains("record type 9"),
+                "{message}"
+            );
+            assert!(message.contains("newer duro"), "{message}");
+        }
+        Err(other) => panic!("expected UnknownRecordType, got {other}"),
+        Ok(_) => panic!("opened a log with an unknown record type"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Modes of an existing store; log segments released.
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn an_existing_store_is_made_private_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory the user made, open to everyone.
+    let path = dir.path().join("made-by-hand");
+    std::fs::create_dir(&path).unwrap();
+    set_mode(&path, 0o755);
+    EmbeddedStore::open(&path, EmbeddedOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(
+        mode(&path),
+        0o700,
+        "an existing, empty directory is tightened"
+    );
+    // A store whose modes were loosened (a restore from backup, a chmod -R).
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    store
+        .wait_durable(store.start_run(&started("p", "wf", 1), None).unwrap().1)
+        .unwrap();
+    store.close().unwrap();
+    let mut files = vec![path.join("LOCK"), path.join("index.sqlite3")];
+    for entry in std::fs::read_dir(path.join("wal")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    set_mode(&path, 0o755);
+    set_mode(&path.join("wal"), 0o777);
+    for file in &files {
+        set_mode(file, 0o644);
+    }
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    assert_eq!(mode(&path), 0o700);
+    assert_eq!(mode(&path.join("wal")), 0o700);
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert!(
+        store.summary("p").unwrap().is_some(),
+        "and the data is all there"
+    );
+    store.close().unwrap();
+}
+
+/// With small segments and a short release interval, applied segments are deleted (the
+/// directory shrinks) and nothing acknowledged is lost, also after a reopen.
+#[test]
+fn applied_log_segments_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_files = || std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    let options = |release_every: std::time::Duration| EmbeddedOptions {
+        wal: WalOptions {
+            segment_size: 64 * 1024,
+            max_record_size: 16 * 1024,
+            ..WalOptions::default()
+        },
+        release_every,
+        ..EmbeddedOptions::default()
+    };
+    // First, no release (an hour between releases), so the log grows to many segments.
+    let mut keys = Vec::new();
+    {
+        let store = EmbeddedStore::open(dir.path(), options(std::time::Duration::from_secs(3_600)))
+            .unwrap();
+        for r in 0..40 {
+            let (outcome, receipt) = store
+                .start_run(&started(&format!("seg-{r}"), "wf", 1), None)
+                .unwrap();
+            store.wait_durable(receipt).unwrap();
+            let key = outcome.run_key();
+            for seq in 0..4u32 {
+                let mut events = step(seq);
+                if let Event::StepCompleted { output, .. } = &mut events[1] {
+                    *output = vec![b'0' + seq as u8; 3_000];
+                }
+                store
+                    .wait_durable(store.append(key, 1 + 2 * seq, &events, None).unwrap())
+                    .unwrap();
+            }
+            keys.push(key);
+        }
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.wal.segments_removed, 0);
+        assert!(stats.wal.segments_created >= 5, "{stats:?}");
+        store.close().unwrap();
+    }
+    let before = wal_files();
+    assert!(before >= 5, "{before} segment files");
+    let expected: Vec<Vec<Event>> = {
+        let store = EmbeddedStore::open(dir.path(), options(std::time::Duration::from_secs(3_600)))
+            .unwrap();
+        let all = keys.iter().map(|k| store.events(*k).unwrap()).collect();
+        store.close().unwrap();
+        all
+    };
+    // Then release every 10 ms: one more append moves the index past what was released.
+    {
+        let store =
+            EmbeddedStore::open(dir.path(), options(std::time::Duration::from_millis(10))).unwrap();
+        store
+            .wait_durable(
+                store
+                    .start_run(&started("trigger", "wf", 2), None)
+                    .unwrap()
+                    .1,
+            )
+            .unwrap();
+        // Wait for the indexer's release (a minute is a guard against hanging, not a bound).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.stats().unwrap().wal.segments_removed == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no segment was removed in a minute"
+            );
+            store.summary("trigger").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let removed = store.stats().unwrap().wal.segments_removed;
+        assert!(removed > 0);
+        let after = wal_files();
+        assert!(
+            after < before,
+            "{before} segment files before, {after} after removing {removed}"
+        );
+        store.close().unwrap();
+    }
+    // Everything is still there after a reopen, read from the index (the log no longer has it).
+    let store =
+        EmbeddedStore::open(dir.path(), options(std::time::Duration::from_secs(3_600))).unwrap();
+    for (key, events) in keys.iter().zip(&expected) {
+        assert_eq!(&store.events(*key).unwrap(), events);
+    }
+    assert_eq!(
+        store
+            .list(&RunFilter {
+                limit: 1_000,
+                ..RunFilter::default()
+            })
+            .unwrap()
+            .len(),
+        41
+    );
+    assert!(store.summary("trigger").unwrap().is_some());
+    store.close().unwrap();
 }

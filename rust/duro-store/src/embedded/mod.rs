@@ -15,6 +15,11 @@
 //! commit covering them was synced. On open, records the index does not
 //! have yet are applied from the log, which also rebuilds the index after a
 //! crash.
+//!
+//! Modes are enforced on open, not only at creation: an existing directory,
+//! `wal/`, or a file of the store with other modes (made by hand, restored
+//! from a backup, an older build) is set to 0700 / 0600; when that fails the
+//! open is refused ([`StoreError::Io`] naming the path and the mode).
 
 mod index;
 mod indexer;
@@ -22,7 +27,7 @@ mod lock;
 
 use std::collections::HashMap;
 use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -37,6 +42,7 @@ use duro_wal::{Record, Wal, WalOptions, WalStats};
 use crate::api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
 use crate::error::StoreError;
 use crate::record::{self, RUN_EVENTS};
+use duro_wal::WalError;
 use index::{Index, Reader};
 use indexer::{Inbox, Progress, Relay};
 use lock::DirLock;
@@ -77,6 +83,8 @@ pub(crate) struct Registry {
 
 pub struct EmbeddedStore {
     dir: PathBuf,
+    /// The log's `max_record_size`: the largest append.
+    max_append_bytes: u64,
     wal: Arc<RwLock<Option<Wal>>>,
     relay: Arc<Relay>,
     registry: Arc<Mutex<Registry>>,
@@ -100,6 +108,84 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct EmbeddedStats {
     pub wal: WalStats,
     pub applied_lsn: u64,
+}
+
+/// Sets `path` to `mode` (0700 for directories, 0600 for files) unless it has it; a
+/// path that does not exist is left alone. Symlinks inside the store are not followed.
+fn make_private(path: &Path, mode: u32, op: &'static str) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if meta.file_type().is_symlink() || meta.permissions().mode() & 0o777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)
+}
+
+/// Directories 0700, files 0600, also for a store that exists already.
+/// (`wal/` is left alone when it is not on this disk: the log's file layer may be simulated.)
+fn make_store_private(dir: &Path) -> Result<(), StoreError> {
+    // The store directory itself may be a symlink the user made: follow that one.
+    let mode = std::fs::metadata(dir)
+        .map_err(|source| StoreError::Io {
+            op: "open the store directory",
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| StoreError::Io {
+                op: "restrict to mode 0700 (owner only) the store directory",
+                path: dir.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    for name in [
+        "LOCK",
+        "index.sqlite3",
+        "index.sqlite3-wal",
+        "index.sqlite3-shm",
+    ] {
+        make_private(
+            &dir.join(name),
+            0o600,
+            "restrict to mode 0600 (owner only) the store file",
+        )?;
+    }
+    let wal = dir.join("wal");
+    make_private(
+        &wal,
+        0o700,
+        "restrict to mode 0700 (owner only) the log directory",
+    )?;
+    if wal.is_dir() {
+        let list_err = |source| StoreError::Io {
+            op: "list the log directory",
+            path: wal.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&wal).map_err(list_err)? {
+            let entry = entry.map_err(list_err)?;
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                make_private(
+                    &entry.path(),
+                    0o600,
+                    "restrict to mode 0600 (owner only) the log segment",
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates (0600) and opens the index file.
@@ -146,6 +232,7 @@ impl EmbeddedStore {
             });
         }
         let dir_lock = DirLock::acquire(&dir)?;
+        make_store_private(&dir)?;
 
         let inbox = Arc::new(Inbox::default());
         let relay = Arc::new(Relay::new(inbox.clone()));
@@ -238,6 +325,7 @@ impl EmbeddedStore {
         };
         Ok(EmbeddedStore {
             dir,
+            max_append_bytes: u64::from(options.wal.max_record_size),
             wal,
             relay,
             registry,
@@ -290,9 +378,30 @@ impl EmbeddedStore {
         let mut scratch = std::mem::take(&mut registry.scratch);
         scratch.clear();
         record::encode(run_key, first_position, events, &mut scratch);
-        let result =
-            self.with_wal(|wal| Ok(wal.append(&[Record::new(RUN_EVENTS, &scratch)], token)?));
-        registry.scratch = scratch;
+        let size = scratch.len() as u64;
+        let result = if size > self.max_append_bytes {
+            Err(StoreError::AppendTooLarge {
+                size,
+                max: self.max_append_bytes,
+            })
+        } else {
+            self.with_wal(
+                |wal| match wal.append(&[Record::new(RUN_EVENTS, &scratch)], token) {
+                    Ok(lsn) => Ok(lsn),
+                    Err(WalError::RecordTooLarge { size, max }) => {
+                        Err(StoreError::AppendTooLarge {
+                            size,
+                            max: u64::from(max),
+                        })
+                    }
+                    Err(error) => Err(error.into()),
+                },
+            )
+        };
+        // A big record's buffer is not kept (it would stay allocated for the store's life).
+        if scratch.capacity() <= 64 << 10 {
+            registry.scratch = scratch;
+        }
         Ok(Receipt {
             position: result?,
             durable: false,
@@ -462,6 +571,10 @@ impl Store for EmbeddedStore {
         // One process owns the directory (the LOCK), so every unfinished run is ours.
         self.catch_up()?;
         lock(&self.reader).unfinished(limit)
+    }
+
+    fn max_append_bytes(&self) -> u64 {
+        self.max_append_bytes
     }
 
     fn close(&self) -> Result<(), StoreError> {
