@@ -241,7 +241,13 @@ class Runner:
         """Reports success. The engine continues the run once the checkpoint is
         durable; with ``inline`` it may instead return ``(next work, position)``
         for the caller to run once ``position`` is durable."""
-        nxt = self.core.step_ok(work[1], work[3], work[5], raw, inline)
+        try:
+            nxt = self.core.step_ok(work[1], work[3], work[5], raw, inline)
+        except _core.StaleResult as stale:
+            # The attempt was closed while it ran (the workflow's deadline passed, or
+            # the run was cancelled): its result is discarded, never seen by later code.
+            log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), call.name, ctx.run_id, stale)
+            return None
         if call.kind == TASK:
             ctx.prev._put(call.name, raw)
         return nxt
@@ -283,7 +289,11 @@ class Runner:
             error_type,
             message,
         )
-        return self.core.step_err(work[1], work[3], work[5], error_type, message, retryable, inline)
+        try:
+            return self.core.step_err(work[1], work[3], work[5], error_type, message, retryable, inline)
+        except _core.StaleResult as stale:
+            log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), name, ctx.run_id, stale)
+            return None
 
     # -- calling -------------------------------------------------------------------------------
 
