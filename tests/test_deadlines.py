@@ -56,6 +56,31 @@ async def test_the_workflow_deadline_fails_an_async_run_while_its_step_awaits(en
     assert result.error.error_type == "WorkflowTimeout"
     assert result.error.failed_step == "hangs"
 
+    # A late coroutine result is discarded and its driver ends; the loop keeps serving runs.
+    release = asyncio.Event()
+    compensated: List[str] = []
+
+    async def late(i: object) -> str:
+        await release.wait()
+        return "late"
+
+    async def undo(i: object, out: object) -> None:
+        compensated.append(str(out))
+
+    flow2 = duro.workflow(f"{name}-2", timeout="300ms").step("a", lambda i: "A", compensate=undo).step("late", late)
+    h2 = await flow2.run_async(None, engine=engine)
+    r2 = await asyncio.wait_for(h2.result_async(), 20)
+    assert r2.error is not None and r2.error.failed_step == "late"
+    release.set()
+    await asyncio.sleep(0.1)
+    assert compensated == ["A"]
+
+    async def ok(i: object) -> int:
+        return 1
+
+    h3 = await duro.workflow(f"{name}-3").step("x", ok).run_async(None, engine=engine)
+    assert (await asyncio.wait_for(h3.result_async(), 20)).ok
+
 
 def test_cancel_with_compensation_on_a_paused_run_compensates(engine: duro.Engine, name: str) -> None:
     compensated: List[str] = []

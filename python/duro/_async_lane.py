@@ -15,7 +15,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from .errors import DuroError, EngineClosed, StoreFailed
-from ._runner import RELEASE, TASK, RunContext, Runner
+from . import _core
+from ._runner import RELEASE, STALE, TASK, RunContext, Runner
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -221,7 +222,11 @@ class AsyncDriver:
                     except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
                         nxt = runner.failed(work, ctx, runner.resolve(work, ctx), exc, True)
                     else:
-                        nxt = self._core.step_ok(handle, work[3], work[5], raw, True)
+                        try:
+                            nxt = self._core.step_ok(handle, work[3], work[5], raw, True)
+                        except _core.StaleResult as stale:
+                            log.info("step %r of run %r: %s", spec.name, ctx.run_id, stale)
+                            return  # the run went on without this attempt
                         ctx.prev._put(spec.name, raw)
                 else:
                     try:
@@ -235,6 +240,8 @@ class AsyncDriver:
             except (StoreFailed, EngineClosed):
                 log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
                 return
+            if nxt is STALE:
+                return  # the attempt was closed while it ran; the run went on without it
             try:
                 if nxt is None:
                     # Dormant, ended, or continued later through the lane.

@@ -33,6 +33,11 @@ KIND_NAMES = {TASK: "step", COMPENSATION: "compensation", ON_FAILURE: "on_failur
 
 Work = Tuple[Any, ...]
 
+#: Returned by ``Runner.commit``/``Runner.failed`` when the engine discarded the
+#: report: the attempt had been closed (deadline, cancellation) and the run goes
+#: on without this caller.
+STALE: Any = object()
+
 #: Return types that are certainly not awaitables (the check is on every step's path).
 _PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None), tuple, bytes})
 
@@ -247,7 +252,7 @@ class Runner:
             # The attempt was closed while it ran (the workflow's deadline passed, or
             # the run was cancelled): its result is discarded, never seen by later code.
             log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), call.name, ctx.run_id, stale)
-            return None
+            return STALE
         if call.kind == TASK:
             ctx.prev._put(call.name, raw)
         return nxt
@@ -293,7 +298,7 @@ class Runner:
             return self.core.step_err(work[1], work[3], work[5], error_type, message, retryable, inline)
         except _core.StaleResult as stale:
             log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), name, ctx.run_id, stale)
-            return None
+            return STALE
 
     # -- calling -------------------------------------------------------------------------------
 
