@@ -8,84 +8,109 @@ Workloads per round (fixed run ids, so a restarted child resumes them):
   sleepy  step, durable sleep of 30 ms, step
   saga    two compensated steps, then a step that fails for good: compensations
           run in reverse, then on_failure
-Every function appends "run,name,kind,attempt,pid" to the oracle file (fsync)
-just before it returns, and checks that it sees its predecessors' outputs.
 
-argv: STORE ORACLE ROUNDS [--final]
+The oracle file (outside the store) gets one line per event, each a single
+O_APPEND write, fsynced:
+  B,run,name,kind,attempt,life        before a function's body runs
+  E,run,name,kind,attempt,life,ok     after it returned (``raised,<error type>`` if it raised)
+  D,run,status,life                   after ``result()`` of the run returned (its end is durable)
+``life`` numbers the processes (argv), so the parent can tell which one a KILL
+line ends. Every function's output (journaled) carries ``by = "life.attempt"``:
+the parent checks that the output the store kept is the last execution's. Each
+step also checks that it sees its predecessors' outputs.
+
+argv: STORE ORACLE ROUNDS LIFE [--final]
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-from typing import Any, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import duro
 
-STORE, ORACLE, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+STORE, ORACLE, ROUNDS, LIFE = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 FINAL = "--final" in sys.argv
 SEQ_STEPS = 20
 CONC_RUNS = 8
 logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
 
 
-def record(ctx: Any, name: str, kind: str) -> None:
+def oracle(line: str) -> None:
     fd = os.open(ORACLE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"{ctx.run_id},{name},{kind},{ctx.attempt},{os.getpid()}\n".encode())
+        os.write(fd, (line + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def traced(name: str, kind: str, body: Callable[..., Any]) -> Callable[..., Any]:
+    """``body`` between a BEGIN and an END line; the last argument is the context. The
+    wrapper has ``body``'s signature (duro passes as many arguments as it takes)."""
+
+    @functools.wraps(body)
+    def fn(*args: Any) -> Any:
+        ctx = args[-1]
+        what = f"{ctx.run_id},{name},{kind},{ctx.attempt},{LIFE}"
+        oracle(f"B,{what}")
+        try:
+            out = body(*args)
+        except BaseException as exc:
+            oracle(f"E,{what},raised,{type(exc).__name__}")
+            raise
+        oracle(f"E,{what},ok")
+        return out
+
+    return fn
+
+
+def by(ctx: Any) -> str:
+    return f"{LIFE}.{ctx.attempt}"
+
+
 def numbered(i: int) -> Any:
-    def step(inp: Any, prev: Any, ctx: duro.StepContext) -> dict:
+    def step(inp: Any, prev: Any, ctx: duro.StepContext) -> Dict[str, Any]:
         for j in range(i):
-            assert prev[f"s{j}"] == {"i": j, "sq": j * j}, f"step s{i} sees a wrong output of s{j}"
-        record(ctx, ctx.step_name, "step")
-        return {"i": i, "sq": i * i}
+            got = prev[f"s{j}"]
+            assert (got["i"], got["sq"]) == (j, j * j), f"step s{i} sees a wrong output of s{j}: {got}"
+        return {"i": i, "sq": i * i, "by": by(ctx)}
 
-    return step
+    return traced(f"s{i}", "step", step)
 
 
-def flaky(inp: Any, prev: Any, ctx: duro.StepContext) -> str:
-    record(ctx, ctx.step_name, "step")
-    if ctx.attempt <= 2 and not os.environ.get("NEVER"):
+def flaky_body(inp: Any, prev: Any, ctx: duro.StepContext) -> Dict[str, Any]:
+    if ctx.attempt <= 2:
         # Fails its first two starts (a crash may take one of them: then it fails once).
         raise ConnectionError(f"attempt {ctx.attempt} fails")
-    return "ok"
+    return {"ok": True, "by": by(ctx)}
 
 
 def undo(name: str) -> Any:
-    def compensate(inp: Any, output: Any, ctx: duro.StepContext) -> str:
-        assert output == {"did": name}
-        record(ctx, name, "compensation")
-        return f"undid {name}"
+    def compensate(inp: Any, output: Any, ctx: duro.StepContext) -> Dict[str, Any]:
+        assert output["did"] == name, output
+        return {"undid": name, "by": by(ctx)}
 
-    return compensate
+    return traced(name, "compensation", compensate)
 
 
 def did(name: str) -> Any:
-    def step(inp: Any, prev: Any, ctx: duro.StepContext) -> dict:
-        record(ctx, name, "step")
-        return {"did": name}
+    def step(inp: Any, prev: Any, ctx: duro.StepContext) -> Dict[str, Any]:
+        return {"did": name, "by": by(ctx)}
 
-    return step
+    return traced(name, "step", step)
 
 
 def fail_for_good(inp: Any, prev: Any, ctx: duro.StepContext) -> None:
-    record(ctx, "c", "step")
     raise duro.NonRetryableError("c cannot succeed")
 
 
-def on_failure(ctx: duro.FailureContext) -> None:
+def on_failure_body(ctx: duro.FailureContext) -> Dict[str, Any]:
     assert ctx.failed_step == "c" and ctx.completed_steps == ["a", "b"]
-
-    class _C:
-        run_id, attempt = ctx.run_id, ctx.attempt
-
-    record(_C, "on_failure", "on_failure")
+    return {"handled": "c", "by": by(ctx)}
 
 
 RETRY = duro.Retry(max_attempts=3, initial_delay="5ms", jitter=0.0)
@@ -95,21 +120,21 @@ for i in range(SEQ_STEPS):
 conc = duro.workflow("camp-conc", retry=RETRY)
 for i in range(6):
     conc = conc.step(f"s{i}", numbered(i))
-retry = duro.workflow("camp-retry", retry=RETRY).step("flaky", flaky)
+retry = duro.workflow("camp-retry", retry=RETRY).step("flaky", traced("flaky", "step", flaky_body))
 sleepy = duro.workflow("camp-sleepy", retry=RETRY).step("s0", numbered(0)).sleep("nap", "30ms").step("s1", numbered(1))
 saga = (
     duro.workflow("camp-saga", retry=RETRY)
     .step("a", did("a"), compensate=undo("a"))
     .step("b", did("b"), compensate=undo("b"))
-    .step("c", fail_for_good)
-    .on_failure(on_failure)
+    .step("c", traced("c", "step", fail_for_good))
+    .on_failure(traced("on_failure", "on_failure", on_failure_body))
 )
 
 
 PROGRESS = ORACLE + ".rounds"
 
 
-def progress() -> tuple:
+def progress() -> Tuple[int, int]:
     """(rounds started, rounds done), from the progress file (outside the store)."""
     started = done = 0
     if os.path.exists(PROGRESS):
@@ -145,13 +170,12 @@ def main() -> None:
         handles.append(sleepy.run(None, engine=engine, run_id=f"r{r}-sleepy"))
         handles.append(saga.run(None, engine=engine, run_id=f"r{r}-saga"))
         for h in handles:
-            h.result(timeout=120)
+            result = h.result(timeout=120)
+            oracle(f"D,{h.run_id},{result.status},{LIFE}")
         note(f"done:{r}")
+    engine.close()
     if FINAL:
-        engine.close()
         print("all rounds done", flush=True)
-    else:
-        engine.close()
 
 
 if __name__ == "__main__":
