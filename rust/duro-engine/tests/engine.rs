@@ -10,7 +10,7 @@ use duro_core::retry::RetryPolicy;
 use duro_core::summary::RunStatus;
 use duro_core::workflow::{StepDef, WorkflowDef};
 use duro_engine::{
-    Engine, EngineConfig, ExecuteWork, LaneId, ManualClock, SystemClock, Wait, Work,
+    Clock, Engine, EngineConfig, ExecuteWork, LaneId, ManualClock, SystemClock, Wait, Work,
 };
 use duro_store::{EmbeddedOptions, EmbeddedStore, MemoryStore, Store};
 
@@ -555,4 +555,146 @@ fn timers_are_restored_after_a_restart_and_fire_in_order() {
         settle(&engine);
         assert_eq!(finished(&engine), expect, "at +{at} ms");
     }
+}
+
+/// Every kind of durable timer, restored after a restart: a retry wait (the next attempt
+/// keeps its count), a delayed start, an event wait's timeout and a sleep, each set
+/// before the engine closed, fire after it reopened in time order and not before.
+#[test]
+fn retry_waits_delayed_starts_and_event_timeouts_are_restored_after_a_restart() {
+    const T0: u64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = || {
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        Engine::open(store, EngineConfig::default(), clock.clone()).unwrap()
+    };
+    let all = [
+        wf("nap", vec![StepDef::sleep("nap", 200), task("after")]),
+        // Fails once, then waits 400 ms for its retry (policy(3, 400): no jitter).
+        wf(
+            "retry",
+            vec![StepDef::task("flaky", policy(3, 400)), task("after")],
+        ),
+        // Started with a delay of 700 ms.
+        wf("delayed", vec![task("go")]),
+        // Waits at most 1 s for an event that never comes.
+        wf(
+            "event",
+            vec![StepDef::wait_event("approved", Some(1_000)), task("after")],
+        ),
+    ];
+    let names: [&'static str; 4] = ["nap", "retry", "delayed", "event"];
+    assert!(all.iter().zip(names).all(|(def, name)| def.name == name));
+    let by_name = defs(&all.iter().collect::<Vec<_>>());
+    // What ran: (run key, step, attempt, ms after T0).
+    let mut ran: Vec<(u64, String, u32, u64)> = Vec::new();
+    let mut handler = |work: &ExecuteWork, name: &str| -> Result<Vec<u8>, ErrorInfo> {
+        ran.push((
+            work.run_key,
+            name.to_string(),
+            work.attempt,
+            clock.now_ms() - T0,
+        ));
+        if name == "flaky" && work.attempt == 1 {
+            Err(ErrorInfo::new("Timeout", "try again", true))
+        } else {
+            ok(work, name)
+        }
+    };
+    let keys: Vec<u64> = {
+        let engine = open();
+        let mut keys = Vec::new();
+        for def in &all {
+            engine.register(def.clone(), LaneId::Sync).unwrap();
+            let delay = (def.name == "delayed").then_some(700);
+            let started = engine
+                .start(&def.name, "1", &format!("{}-run", def.name), vec![], delay)
+                .unwrap();
+            engine.wait_durable(started.receipt).unwrap();
+            keys.push(started.run_key);
+        }
+        for (key, name) in keys.iter().zip(&names) {
+            assert!(
+                drive(&engine, &by_name, *key, &mut handler).is_none(),
+                "{name} waits for its timer"
+            );
+        }
+        let wakes: Vec<Option<u64>> = keys
+            .iter()
+            .map(|key| engine.summary(*key).unwrap().unwrap().wake_at_ms)
+            .collect();
+        let expected = [T0 + 200, T0 + 400, T0 + 700, T0 + 1_000].map(Some);
+        assert_eq!(wakes, expected, "each run's timer is recorded");
+        engine.close().unwrap();
+        keys
+    };
+    let name_of = |key: u64| names[keys.iter().position(|k| *k == key).unwrap()];
+
+    let engine = open();
+    for def in &all {
+        engine.register(def.clone(), LaneId::Sync).unwrap();
+    }
+    let mut finished_order: Vec<&str> = Vec::new();
+    let mut settle = |finished_order: &mut Vec<&str>| {
+        engine.fire_due_timers();
+        for key in &keys {
+            drive(&engine, &by_name, *key, &mut handler);
+        }
+        for (key, name) in keys.iter().zip(&names) {
+            if !finished_order.contains(name)
+                && matches!(
+                    engine.wait_finished(*key, Some(Duration::ZERO)).unwrap(),
+                    Wait::Finished(_)
+                )
+            {
+                finished_order.push(name);
+            }
+        }
+    };
+    settle(&mut finished_order);
+    assert!(finished_order.is_empty(), "nothing is due at reopen");
+    for (at, expect) in [
+        (199, vec![]),
+        (200, vec!["nap"]),
+        (399, vec!["nap"]),
+        (400, vec!["nap", "retry"]),
+        (699, vec!["nap", "retry"]),
+        (700, vec!["nap", "retry", "delayed"]),
+        (999, vec!["nap", "retry", "delayed"]),
+        (1_000, vec!["nap", "retry", "delayed", "event"]),
+    ] {
+        clock.set(T0 + at);
+        settle(&mut finished_order);
+        assert_eq!(finished_order, expect, "at +{at} ms");
+    }
+    drop(settle);
+    let ran: Vec<(&str, &str, u32, u64)> = ran
+        .iter()
+        .map(|(key, step, attempt, at)| (name_of(*key), step.as_str(), *attempt, *at))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("retry", "flaky", 1, 0),
+            ("nap", "after", 1, 200),
+            ("retry", "flaky", 2, 400),
+            ("retry", "after", 1, 400),
+            ("delayed", "go", 1, 700),
+        ],
+        "before the restart only the flaky step ran (and failed); after it, each step ran once, \
+         on time, in time order, and the retry was attempt 2: its count survived the restart"
+    );
+    let Wait::Finished(outcome) = engine.wait_finished(keys[3], Some(Duration::ZERO)).unwrap()
+    else {
+        panic!("the event wait ended")
+    };
+    assert_eq!(outcome.status, RunStatus::Failed);
+    assert_eq!(
+        outcome.error.as_ref().map(|e| e.error_type.as_str()),
+        Some(error_types::EVENT_TIMEOUT)
+    );
+    assert_eq!(outcome.failed_step.as_deref(), Some("approved"));
+    assert_eq!(outcome.completed_at_ms, T0 + 1_000);
 }
