@@ -14,6 +14,7 @@ __all__ = [
     "DuroError",
     "EVENT_FORMAT_VERSION",
     "EngineClosed",
+    "StaleResult",
     "InvalidArgument",
     "NewerFormat",
     "NonDeterminismError",
