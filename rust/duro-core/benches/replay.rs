@@ -13,7 +13,9 @@ fn journal(steps: u32) -> (WorkflowDef, Vec<Event>) {
     let def = WorkflowDef {
         name: "bench".into(),
         version: "1".into(),
-        steps: (0..=steps).map(|i| StepDef::task(format!("step-{i}"), RetryPolicy::default())).collect(),
+        steps: (0..=steps)
+            .map(|i| StepDef::task(format!("step-{i}"), RetryPolicy::default()))
+            .collect(),
         on_failure: None,
         timeout_ms: None,
     };
@@ -28,8 +30,19 @@ fn journal(steps: u32) -> (WorkflowDef, Vec<Event>) {
         at_ms: 1,
     }];
     for seq in 0..steps {
-        events.push(Event::StepStarted { seq, kind: StepKind::Task, name: format!("step-{seq}"), attempt: 1, at_ms: 2 });
-        events.push(Event::StepCompleted { seq, attempt: 1, output: br#"{"ok":true,"n":12345}"#.to_vec(), at_ms: 3 });
+        events.push(Event::StepStarted {
+            seq,
+            kind: StepKind::Task,
+            name: format!("step-{seq}"),
+            attempt: 1,
+            at_ms: 2,
+        });
+        events.push(Event::StepCompleted {
+            seq,
+            attempt: 1,
+            output: br#"{"ok":true,"n":12345}"#.to_vec(),
+            at_ms: 3,
+        });
     }
     (def, events)
 }
@@ -47,16 +60,23 @@ fn bench_replay(c: &mut Criterion) {
             })
             .collect();
         group.throughput(Throughput::Elements(events.len() as u64));
-        group.bench_with_input(BenchmarkId::new("decode+fold+decide", steps), &encoded, |b, encoded| {
-            let limits = Limits::default();
-            b.iter(|| {
-                let decoded: Vec<Event> = encoded.iter().map(|bytes| decode_event(bytes).unwrap()).collect();
-                let mut state = RunState::replay(1, &decoded).unwrap();
-                linear::check_against(&state, &def).unwrap();
-                let mut out = Vec::new();
-                linear::next_action(&mut state, &def, &limits, 10, &mut out).unwrap()
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("decode+fold+decide", steps),
+            &encoded,
+            |b, encoded| {
+                let limits = Limits::default();
+                b.iter(|| {
+                    let decoded: Vec<Event> = encoded
+                        .iter()
+                        .map(|bytes| decode_event(bytes).unwrap())
+                        .collect();
+                    let mut state = RunState::replay(1, &decoded).unwrap();
+                    linear::check_against(&state, &def).unwrap();
+                    let mut out = Vec::new();
+                    linear::next_action(&mut state, &def, &limits, 10, &mut out).unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

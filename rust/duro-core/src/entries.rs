@@ -44,7 +44,8 @@ pub struct JournalEntry {
 
 impl JournalEntry {
     pub fn duration_ms(&self) -> Option<Millis> {
-        self.completed_at_ms.map(|end| end.saturating_sub(self.started_at_ms))
+        self.completed_at_ms
+            .map(|end| end.saturating_sub(self.started_at_ms))
     }
 }
 

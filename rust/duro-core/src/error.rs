@@ -51,13 +51,25 @@ pub enum CoreError {
     #[error(transparent)]
     NonDeterminism(#[from] NonDeterminism),
     #[error("{what} is {size} bytes, over the limit of {limit} bytes; store large data elsewhere and pass a reference, or raise the limit")]
-    TooLarge { what: &'static str, size: usize, limit: usize },
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("invalid {what}: {reason}")]
     InvalidInput { what: &'static str, reason: String },
     #[error("run {run_id:?} is already {status}; {action} is not possible any more")]
-    RunFinished { run_id: String, status: &'static str, action: &'static str },
+    RunFinished {
+        run_id: String,
+        status: &'static str,
+        action: &'static str,
+    },
     #[error("journal of run {run_id:?} is inconsistent: {detail}; the store may be corrupt")]
     Inconsistent { run_id: String, detail: String },
     #[error("step #{seq} of run {run_id:?} is not in progress; its result was discarded ({why})")]
-    StaleResult { run_id: String, seq: Seq, why: &'static str },
+    StaleResult {
+        run_id: String,
+        seq: Seq,
+        why: &'static str,
+    },
 }

@@ -34,7 +34,11 @@ impl Default for Limits {
 impl Limits {
     pub fn check_payload(&self, what: &'static str, bytes: &[u8]) -> Result<(), CoreError> {
         if bytes.len() > self.max_payload_bytes {
-            return Err(CoreError::TooLarge { what, size: bytes.len(), limit: self.max_payload_bytes });
+            return Err(CoreError::TooLarge {
+                what,
+                size: bytes.len(),
+                limit: self.max_payload_bytes,
+            });
         }
         Ok(())
     }
@@ -47,7 +51,11 @@ impl Limits {
             });
         }
         if run_id.len() > self.max_run_id_bytes {
-            return Err(CoreError::TooLarge { what: "run_id", size: run_id.len(), limit: self.max_run_id_bytes });
+            return Err(CoreError::TooLarge {
+                what: "run_id",
+                size: run_id.len(),
+                limit: self.max_run_id_bytes,
+            });
         }
         if run_id.chars().any(|c| c.is_control()) {
             return Err(CoreError::InvalidInput {
@@ -60,13 +68,23 @@ impl Limits {
 
     pub fn check_name(&self, what: &'static str, name: &str) -> Result<(), CoreError> {
         if name.is_empty() {
-            return Err(CoreError::InvalidInput { what, reason: "must not be empty".into() });
+            return Err(CoreError::InvalidInput {
+                what,
+                reason: "must not be empty".into(),
+            });
         }
         if name.len() > self.max_name_bytes {
-            return Err(CoreError::TooLarge { what, size: name.len(), limit: self.max_name_bytes });
+            return Err(CoreError::TooLarge {
+                what,
+                size: name.len(),
+                limit: self.max_name_bytes,
+            });
         }
         if name.chars().any(|c| c.is_control()) {
-            return Err(CoreError::InvalidInput { what, reason: "must not contain control characters".into() });
+            return Err(CoreError::InvalidInput {
+                what,
+                reason: "must not contain control characters".into(),
+            });
         }
         Ok(())
     }
@@ -92,10 +110,16 @@ mod tests {
 
     #[test]
     fn payload_limit_is_inclusive() {
-        let limits = Limits { max_payload_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_payload_bytes: 10,
+            ..Limits::default()
+        };
         assert!(limits.check_payload("output", &[0; 9]).is_ok());
         assert!(limits.check_payload("output", &[0; 10]).is_ok());
-        assert!(matches!(limits.check_payload("output", &[0; 11]), Err(CoreError::TooLarge { size: 11, .. })));
+        assert!(matches!(
+            limits.check_payload("output", &[0; 11]),
+            Err(CoreError::TooLarge { size: 11, .. })
+        ));
     }
 
     #[test]
@@ -110,7 +134,10 @@ mod tests {
 
     #[test]
     fn clip_keeps_char_boundaries() {
-        let limits = Limits { max_error_message_bytes: 5, ..Limits::default() };
+        let limits = Limits {
+            max_error_message_bytes: 5,
+            ..Limits::default()
+        };
         let mut message = "ééééé".to_string();
         limits.clip_message(&mut message);
         assert!(message.starts_with("éé"));

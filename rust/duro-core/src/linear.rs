@@ -31,7 +31,10 @@ pub enum Action {
     Execute(Execute),
     /// Nothing to do until `wake_at_ms`, or until an input arrives (an event,
     /// resume, cancel). `None` means only an input can wake it.
-    Wait { reason: WaitReason, wake_at_ms: Option<Millis> },
+    Wait {
+        reason: WaitReason,
+        wake_at_ms: Option<Millis>,
+    },
     /// The run has ended; see [`RunState::outcome`].
     Finished,
 }
@@ -65,12 +68,18 @@ fn min_opt(a: Millis, b: Option<Millis>) -> Millis {
 }
 
 fn first_open_forward(state: &RunState) -> usize {
-    state.steps().iter().position(|s| s.status != StepStatus::Completed).unwrap_or(state.steps().len())
+    state
+        .steps()
+        .iter()
+        .position(|s| s.status != StepStatus::Completed)
+        .unwrap_or(state.steps().len())
 }
 
 /// Forward tasks to compensate, in the order to run their compensations.
 fn compensation_plan(state: &RunState, def: &WorkflowDef) -> Vec<usize> {
-    let forward_end = state.turned_back().map_or(state.steps().len(), |t| t.first_seq as usize);
+    let forward_end = state
+        .turned_back()
+        .map_or(state.steps().len(), |t| t.first_seq as usize);
     let mut plan: Vec<usize> = state.steps()[..forward_end]
         .iter()
         .filter(|s| s.kind == StepKind::Task && s.status == StepStatus::Completed)
@@ -89,7 +98,9 @@ fn runs_on_failure(state: &RunState, def: &WorkflowDef) -> bool {
 /// every recorded step must be the step the definition has at that position.
 /// Call it once after loading a run; live runs match by construction.
 pub fn check_against(state: &RunState, def: &WorkflowDef) -> Result<(), NonDeterminism> {
-    let forward_end = state.turned_back().map_or(state.steps().len(), |t| t.first_seq as usize);
+    let forward_end = state
+        .turned_back()
+        .map_or(state.steps().len(), |t| t.first_seq as usize);
     for step in &state.steps()[..forward_end] {
         let expected = def.steps.get(step.seq as usize);
         let matches = expected.is_some_and(|d| {
@@ -106,7 +117,10 @@ pub fn check_against(state: &RunState, def: &WorkflowDef) -> Result<(), NonDeter
                 seq: step.seq,
                 expected: step.name.clone(),
                 expected_kind: step.kind,
-                found: expected.map_or_else(|| "<no step at this position>".to_owned(), |d| d.name.clone()),
+                found: expected.map_or_else(
+                    || "<no step at this position>".to_owned(),
+                    |d| d.name.clone(),
+                ),
                 found_kind: expected.map_or(StepKind::Task, |d| match d.kind {
                     StepDefKind::Task => StepKind::Task,
                     StepDefKind::Sleep { .. } => StepKind::Sleep,
@@ -116,13 +130,18 @@ pub fn check_against(state: &RunState, def: &WorkflowDef) -> Result<(), NonDeter
         }
     }
     if state.turned_back().is_some() {
-        let mut planned: Vec<(StepKind, &str)> =
-            compensation_plan(state, def).into_iter().map(|i| (StepKind::Compensation, def.steps[i].name.as_str())).collect();
+        let mut planned: Vec<(StepKind, &str)> = compensation_plan(state, def)
+            .into_iter()
+            .map(|i| (StepKind::Compensation, def.steps[i].name.as_str()))
+            .collect();
         if runs_on_failure(state, def) {
             planned.push((StepKind::OnFailure, ON_FAILURE_NAME));
         }
         for (k, step) in state.steps()[forward_end..].iter().enumerate() {
-            let (kind, name) = planned.get(k).copied().unwrap_or((StepKind::Compensation, "<nothing planned>"));
+            let (kind, name) = planned
+                .get(k)
+                .copied()
+                .unwrap_or((StepKind::Compensation, "<nothing planned>"));
             if step.kind != kind || step.name != name {
                 return Err(NonDeterminism {
                     seq: step.seq,
@@ -143,28 +162,64 @@ pub fn check_against(state: &RunState, def: &WorkflowDef) -> Result<(), NonDeter
         let seq = state.step_count.min(defined);
         let (expected, found) = if defined < state.step_count {
             (
-                format!("<step {seq}: the run was started with {} steps>", state.step_count),
+                format!(
+                    "<step {seq}: the run was started with {} steps>",
+                    state.step_count
+                ),
                 format!("<no step: the definition now has {defined}>"),
             )
         } else {
             (
-                format!("<the end: the run was started with {} steps>", state.step_count),
-                def.steps.get(seq as usize).map_or_else(String::new, |d| d.name.clone()),
+                format!(
+                    "<the end: the run was started with {} steps>",
+                    state.step_count
+                ),
+                def.steps
+                    .get(seq as usize)
+                    .map_or_else(String::new, |d| d.name.clone()),
             )
         };
-        return Err(NonDeterminism { seq, expected, expected_kind: StepKind::Task, found, found_kind: StepKind::Task });
+        return Err(NonDeterminism {
+            seq,
+            expected,
+            expected_kind: StepKind::Task,
+            found,
+            found_kind: StepKind::Task,
+        });
     }
     Ok(())
 }
 
 /// Records the end of the open forward step (if any) when the run turns back
 /// or is cancelled, so no step is left looking "running" forever.
-fn close_open_step(state: &mut RunState, reason: &ErrorInfo, now_ms: Millis, out: &mut Vec<Event>) -> Result<(), CoreError> {
-    let forward_end = state.turned_back().map_or(state.steps().len(), |t| t.first_seq as usize);
-    let open = state.steps()[..forward_end].iter().find(|s| !s.is_done()).map(|s| (s.seq, s.attempts));
+fn close_open_step(
+    state: &mut RunState,
+    reason: &ErrorInfo,
+    now_ms: Millis,
+    out: &mut Vec<Event>,
+) -> Result<(), CoreError> {
+    let forward_end = state
+        .turned_back()
+        .map_or(state.steps().len(), |t| t.first_seq as usize);
+    let open = state.steps()[..forward_end]
+        .iter()
+        .find(|s| !s.is_done())
+        .map(|s| (s.seq, s.attempts));
     if let Some((seq, attempt)) = open {
-        let error = ErrorInfo { retryable: false, ..reason.clone() };
-        state.emit(Event::StepFailed { seq, attempt, error, retry_at_ms: None, at_ms: now_ms }, out)?;
+        let error = ErrorInfo {
+            retryable: false,
+            ..reason.clone()
+        };
+        state.emit(
+            Event::StepFailed {
+                seq,
+                attempt,
+                error,
+                retry_at_ms: None,
+                at_ms: now_ms,
+            },
+            out,
+        )?;
     }
     Ok(())
 }
@@ -181,9 +236,22 @@ fn turn_back(
 ) -> Result<(), CoreError> {
     close_open_step(state, &reason, now_ms, out)?;
     if !compensation_plan(state, def).is_empty() || runs_on_failure(state, def) {
-        state.emit(Event::CompensationStarted { reason, failed_seq, at_ms: now_ms }, out)
+        state.emit(
+            Event::CompensationStarted {
+                reason,
+                failed_seq,
+                at_ms: now_ms,
+            },
+            out,
+        )
     } else {
-        state.emit(Event::RunFailed { error: reason, at_ms: now_ms }, out)
+        state.emit(
+            Event::RunFailed {
+                error: reason,
+                at_ms: now_ms,
+            },
+            out,
+        )
     }
 }
 
@@ -211,17 +279,34 @@ fn drive_function_step(
     out: &mut Vec<Event>,
 ) -> Result<Option<Action>, CoreError> {
     if let Some(step) = state.step(seq) {
-        if step.status == StepStatus::Running && step.unfinished_attempts() >= limits.max_recovery_attempts {
+        if step.status == StepStatus::Running
+            && step.unfinished_attempts() >= limits.max_recovery_attempts
+        {
             let (attempt, error) = (step.attempts, recovery_limit_error(name, step.attempts));
-            state.emit(Event::StepFailed { seq, attempt, error, retry_at_ms: None, at_ms: now_ms }, out)?;
+            state.emit(
+                Event::StepFailed {
+                    seq,
+                    attempt,
+                    error,
+                    retry_at_ms: None,
+                    at_ms: now_ms,
+                },
+                out,
+            )?;
             return Ok(None);
         }
     }
     match state.begin_step(seq, kind, name, now_ms, out)? {
-        StepDecision::Run { attempt } => Ok(Some(Action::Execute(Execute { seq, kind, step_index, attempt }))),
-        StepDecision::RetryAt(at) => {
-            Ok(Some(Action::Wait { reason: WaitReason::RetryBackoff, wake_at_ms: Some(min_opt(at, wake_cap)) }))
-        }
+        StepDecision::Run { attempt } => Ok(Some(Action::Execute(Execute {
+            seq,
+            kind,
+            step_index,
+            attempt,
+        }))),
+        StepDecision::RetryAt(at) => Ok(Some(Action::Wait {
+            reason: WaitReason::RetryBackoff,
+            wake_at_ms: Some(min_opt(at, wake_cap)),
+        })),
         // Already ended: the caller's loop moves on.
         StepDecision::Replay { .. } | StepDecision::ReplayFailed { .. } => Ok(None),
     }
@@ -244,7 +329,14 @@ pub fn next_action(
             if state.turned_back().is_none() {
                 close_open_step(state, &cancelled, now_ms, out)?;
                 if compensate && !compensation_plan(state, def).is_empty() {
-                    state.emit(Event::CompensationStarted { reason: cancelled, failed_seq: None, at_ms: now_ms }, out)?;
+                    state.emit(
+                        Event::CompensationStarted {
+                            reason: cancelled,
+                            failed_seq: None,
+                            at_ms: now_ms,
+                        },
+                        out,
+                    )?;
                     continue;
                 }
                 state.emit(Event::RunCancelled { at_ms: now_ms }, out)?;
@@ -258,7 +350,10 @@ pub fn next_action(
         // A pause holds the run at a step boundary; a cancellation that asked
         // for compensation is not held by it (the user wants the run undone).
         if state.is_paused() && state.cancel_requested().is_none() {
-            return Ok(Action::Wait { reason: WaitReason::Paused, wake_at_ms: None });
+            return Ok(Action::Wait {
+                reason: WaitReason::Paused,
+                wake_at_ms: None,
+            });
         }
         if state.turned_back().is_some() {
             match compensation_phase(state, def, limits, now_ms, out)? {
@@ -270,21 +365,33 @@ pub fn next_action(
         // Forward phase.
         if let Some(start_at) = state.start_at_ms {
             if state.steps().is_empty() && start_at > now_ms {
-                return Ok(Action::Wait { reason: WaitReason::Delayed, wake_at_ms: Some(start_at) });
+                return Ok(Action::Wait {
+                    reason: WaitReason::Delayed,
+                    wake_at_ms: Some(start_at),
+                });
             }
         }
         let current = first_open_forward(state);
         if current >= def.steps.len() {
             // Every step completed, the last one possibly just after the
             // deadline (its result was accepted before the timeout was recorded).
-            state.emit(Event::RunCompleted { output: Vec::new(), at_ms: now_ms }, out)?;
+            state.emit(
+                Event::RunCompleted {
+                    output: Vec::new(),
+                    at_ms: now_ms,
+                },
+                out,
+            )?;
             return Ok(Action::Finished);
         }
         if let Some(deadline) = state.deadline_ms {
             if now_ms >= deadline {
                 let reason = ErrorInfo::new(
                     error_types::WORKFLOW_TIMEOUT,
-                    format!("the workflow did not finish within its timeout of {} ms", deadline.saturating_sub(state.created_at_ms)),
+                    format!(
+                        "the workflow did not finish within its timeout of {} ms",
+                        deadline.saturating_sub(state.created_at_ms)
+                    ),
                     false,
                 );
                 let failed_seq = state.step(current as Seq).map(|s| s.seq);
@@ -300,7 +407,13 @@ pub fn next_action(
             }
         }
         let Some(step_def) = def.steps.get(current) else {
-            state.emit(Event::RunCompleted { output: Vec::new(), at_ms: now_ms }, out)?;
+            state.emit(
+                Event::RunCompleted {
+                    output: Vec::new(),
+                    at_ms: now_ms,
+                },
+                out,
+            )?;
             return Ok(Action::Finished);
         };
         let seq = current as Seq;
@@ -308,9 +421,17 @@ pub fn next_action(
         match &step_def.kind {
             StepDefKind::Task => {
                 let name = step_def.name.clone();
-                if let Some(action) =
-                    drive_function_step(state, limits, seq, StepKind::Task, &name, Some(current), deadline, now_ms, out)?
-                {
+                if let Some(action) = drive_function_step(
+                    state,
+                    limits,
+                    seq,
+                    StepKind::Task,
+                    &name,
+                    Some(current),
+                    deadline,
+                    now_ms,
+                    out,
+                )? {
                     return Ok(action);
                 }
             }
@@ -321,15 +442,33 @@ pub fn next_action(
                 // Also when only the start was recorded: a torn group can lose the timer.
                 if state.step(seq).is_some_and(|s| s.timer_at_ms.is_none()) {
                     let fire_at_ms = now_ms.saturating_add(*duration_ms);
-                    state.emit(Event::TimerSet { seq, fire_at_ms, at_ms: now_ms }, out)?;
+                    state.emit(
+                        Event::TimerSet {
+                            seq,
+                            fire_at_ms,
+                            at_ms: now_ms,
+                        },
+                        out,
+                    )?;
                 }
                 let step = state.step(seq).expect("sleep step recorded above");
                 let (fire_at, attempt) = (step.timer_at_ms.unwrap_or(now_ms), step.attempts);
                 if fire_at > now_ms {
-                    return Ok(Action::Wait { reason: WaitReason::Sleeping, wake_at_ms: Some(min_opt(fire_at, deadline)) });
+                    return Ok(Action::Wait {
+                        reason: WaitReason::Sleeping,
+                        wake_at_ms: Some(min_opt(fire_at, deadline)),
+                    });
                 }
                 state.emit(Event::TimerFired { seq, at_ms: now_ms }, out)?;
-                state.emit(Event::StepCompleted { seq, attempt, output: Vec::new(), at_ms: now_ms }, out)?;
+                state.emit(
+                    Event::StepCompleted {
+                        seq,
+                        attempt,
+                        output: Vec::new(),
+                        at_ms: now_ms,
+                    },
+                    out,
+                )?;
             }
             StepDefKind::WaitEvent { timeout_ms } => {
                 if state.step(seq).is_none() {
@@ -338,13 +477,28 @@ pub fn next_action(
                 if let Some(timeout) = timeout_ms {
                     if state.step(seq).is_some_and(|s| s.timer_at_ms.is_none()) {
                         let fire_at_ms = now_ms.saturating_add(*timeout);
-                        state.emit(Event::TimerSet { seq, fire_at_ms, at_ms: now_ms }, out)?;
+                        state.emit(
+                            Event::TimerSet {
+                                seq,
+                                fire_at_ms,
+                                at_ms: now_ms,
+                            },
+                            out,
+                        )?;
                     }
                 }
                 let attempt = state.step(seq).map_or(1, |s| s.attempts);
                 if let Some(received) = state.pending_event(&step_def.name) {
                     let output = received.payload.clone();
-                    state.emit(Event::StepCompleted { seq, attempt, output, at_ms: now_ms }, out)?;
+                    state.emit(
+                        Event::StepCompleted {
+                            seq,
+                            attempt,
+                            output,
+                            at_ms: now_ms,
+                        },
+                        out,
+                    )?;
                     continue;
                 }
                 let timer_at = state.step(seq).and_then(|s| s.timer_at_ms);
@@ -353,17 +507,32 @@ pub fn next_action(
                         state.emit(Event::TimerFired { seq, at_ms: now_ms }, out)?;
                         let error = ErrorInfo::new(
                             error_types::EVENT_TIMEOUT,
-                            format!("no event {:?} arrived before the wait's timeout", step_def.name),
+                            format!(
+                                "no event {:?} arrived before the wait's timeout",
+                                step_def.name
+                            ),
                             false,
                         );
-                        state.emit(Event::StepFailed { seq, attempt, error, retry_at_ms: None, at_ms: now_ms }, out)?;
+                        state.emit(
+                            Event::StepFailed {
+                                seq,
+                                attempt,
+                                error,
+                                retry_at_ms: None,
+                                at_ms: now_ms,
+                            },
+                            out,
+                        )?;
                     }
                     _ => {
                         let wake = match (timer_at, deadline) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
                         };
-                        return Ok(Action::Wait { reason: WaitReason::Event, wake_at_ms: wake });
+                        return Ok(Action::Wait {
+                            reason: WaitReason::Event,
+                            wake_at_ms: wake,
+                        });
                     }
                 }
             }
@@ -386,21 +555,47 @@ fn compensation_phase(
         let done = state.step(seq).is_some_and(|s| s.is_done());
         if !done {
             let name = def.steps[index].name.clone();
-            return drive_function_step(state, limits, seq, StepKind::Compensation, &name, Some(index), None, now_ms, out);
+            return drive_function_step(
+                state,
+                limits,
+                seq,
+                StepKind::Compensation,
+                &name,
+                Some(index),
+                None,
+                now_ms,
+                out,
+            );
         }
         seq += 1;
     }
     if runs_on_failure(state, def) {
         let done = state.step(seq).is_some_and(|s| s.is_done());
         if !done {
-            return drive_function_step(state, limits, seq, StepKind::OnFailure, ON_FAILURE_NAME, None, None, now_ms, out);
+            return drive_function_step(
+                state,
+                limits,
+                seq,
+                StepKind::OnFailure,
+                ON_FAILURE_NAME,
+                None,
+                None,
+                now_ms,
+                out,
+            );
         }
     }
     if state.cancel_requested().is_some() {
         state.emit(Event::RunCancelled { at_ms: now_ms }, out)?;
     } else {
         let error = final_error(state);
-        state.emit(Event::RunFailed { error, at_ms: now_ms }, out)?;
+        state.emit(
+            Event::RunFailed {
+                error,
+                at_ms: now_ms,
+            },
+            out,
+        )?;
     }
     Ok(Some(Action::Finished))
 }
@@ -408,13 +603,23 @@ fn compensation_phase(
 /// The run's error: the reason it turned back, plus every compensation or
 /// handler that failed too (recorded, never swallowed).
 fn final_error(state: &RunState) -> ErrorInfo {
-    let Some(turn) = state.turned_back() else { return ErrorInfo::default() };
+    let Some(turn) = state.turned_back() else {
+        return ErrorInfo::default();
+    };
     let mut error = turn.reason.clone();
     for step in &state.steps()[turn.first_seq as usize..] {
         if step.status == StepStatus::Failed {
-            let what = if step.kind == StepKind::OnFailure { "the on-failure handler".to_owned() } else { format!("compensation of {:?}", step.name) };
-            let cause = step.last_error.as_ref().map_or(String::new(), |e| format!("{}: {}", e.error_type, e.message));
-            error.message.push_str(&format!("; then {what} failed ({cause})"));
+            let what = if step.kind == StepKind::OnFailure {
+                "the on-failure handler".to_owned()
+            } else {
+                format!("compensation of {:?}", step.name)
+            };
+            let cause = step.last_error.as_ref().map_or(String::new(), |e| {
+                format!("{}: {}", e.error_type, e.message)
+            });
+            error
+                .message
+                .push_str(&format!("; then {what} failed ({cause})"));
         }
     }
     error
@@ -445,7 +650,9 @@ pub fn step_failed(
     out: &mut Vec<Event>,
 ) -> Result<RetryDecision, CoreError> {
     limits.clip_message(&mut error.message);
-    let policy = policy_for(state, def, seq).cloned().unwrap_or_else(RetryPolicy::no_retry);
+    let policy = policy_for(state, def, seq)
+        .cloned()
+        .unwrap_or_else(RetryPolicy::no_retry);
     state.fail_step(seq, attempt, error, &policy, now_ms, out)
 }
 
@@ -453,7 +660,11 @@ fn policy_for<'d>(state: &RunState, def: &'d WorkflowDef, seq: Seq) -> Option<&'
     let step = state.step(seq)?;
     match step.kind {
         StepKind::Task => def.steps.get(seq as usize).map(|d| &d.retry),
-        StepKind::Compensation => def.steps.iter().find(|d| d.name == step.name).and_then(|d| d.compensate.as_ref()),
+        StepKind::Compensation => def
+            .steps
+            .iter()
+            .find(|d| d.name == step.name)
+            .and_then(|d| d.compensate.as_ref()),
         StepKind::OnFailure => def.on_failure.as_ref(),
         StepKind::Sleep | StepKind::WaitEvent => None,
     }
@@ -462,7 +673,9 @@ fn policy_for<'d>(state: &RunState, def: &'d WorkflowDef, seq: Seq) -> Option<&'
 /// Outputs of completed forward steps, by name, in step order: what the
 /// workflow's functions see as `prev`, and a completed run's value.
 pub fn completed_outputs(state: &RunState) -> Vec<(&str, &[u8])> {
-    let forward_end = state.turned_back().map_or(state.steps().len(), |t| t.first_seq as usize);
+    let forward_end = state
+        .turned_back()
+        .map_or(state.steps().len(), |t| t.first_seq as usize);
     state.steps()[..forward_end]
         .iter()
         .filter(|s| s.status == StepStatus::Completed)

@@ -134,27 +134,34 @@ impl RunState {
     /// Starts the fold with the run's first event, which must be `RunStarted`.
     pub fn new(run_key: RunKey, first: &Event) -> Result<RunState, CoreError> {
         match first {
-            Event::RunStarted { run_id, workflow, version, input, deadline_ms, start_at_ms, step_count, at_ms } => {
-                Ok(RunState {
-                    run_key,
-                    run_id: run_id.clone(),
-                    workflow: workflow.clone(),
-                    version: version.clone(),
-                    input: input.clone(),
-                    deadline_ms: *deadline_ms,
-                    start_at_ms: *start_at_ms,
-                    step_count: *step_count,
-                    created_at_ms: *at_ms,
-                    event_count: 1,
-                    steps: Vec::new(),
-                    inbox: Vec::new(),
-                    paused: false,
-                    cancel: None,
-                    turned_back: None,
-                    outcome: None,
-                    last_event_at_ms: *at_ms,
-                })
-            }
+            Event::RunStarted {
+                run_id,
+                workflow,
+                version,
+                input,
+                deadline_ms,
+                start_at_ms,
+                step_count,
+                at_ms,
+            } => Ok(RunState {
+                run_key,
+                run_id: run_id.clone(),
+                workflow: workflow.clone(),
+                version: version.clone(),
+                input: input.clone(),
+                deadline_ms: *deadline_ms,
+                start_at_ms: *start_at_ms,
+                step_count: *step_count,
+                created_at_ms: *at_ms,
+                event_count: 1,
+                steps: Vec::new(),
+                inbox: Vec::new(),
+                paused: false,
+                cancel: None,
+                turned_back: None,
+                outcome: None,
+                last_event_at_ms: *at_ms,
+            }),
             other => Err(CoreError::Inconsistent {
                 run_id: format!("#{run_key}"),
                 detail: format!("the first event is {}, not run_started", other.kind_name()),
@@ -163,7 +170,10 @@ impl RunState {
     }
 
     /// Rebuilds a run from its whole journal.
-    pub fn replay<'a>(run_key: RunKey, events: impl IntoIterator<Item = &'a Event>) -> Result<RunState, CoreError> {
+    pub fn replay<'a>(
+        run_key: RunKey,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<RunState, CoreError> {
         let mut events = events.into_iter();
         let first = events.next().ok_or_else(|| CoreError::Inconsistent {
             run_id: format!("#{run_key}"),
@@ -211,11 +221,16 @@ impl RunState {
 
     /// The first unconsumed event named `name`, if any.
     pub fn pending_event(&self, name: &str) -> Option<&Received> {
-        self.inbox.iter().find(|r| r.consumed_by.is_none() && r.name == name)
+        self.inbox
+            .iter()
+            .find(|r| r.consumed_by.is_none() && r.name == name)
     }
 
     fn inconsistent(&self, detail: String) -> CoreError {
-        CoreError::Inconsistent { run_id: self.run_id.clone(), detail }
+        CoreError::Inconsistent {
+            run_id: self.run_id.clone(),
+            detail,
+        }
     }
 
     fn step_mut(&mut self, seq: Seq, event: &'static str) -> Result<&mut StepState, CoreError> {
@@ -240,7 +255,13 @@ impl RunState {
             Event::RunStarted { .. } => {
                 return Err(self.inconsistent("a second run_started event".into()));
             }
-            Event::StepStarted { seq, kind, name, attempt, at_ms } => {
+            Event::StepStarted {
+                seq,
+                kind,
+                name,
+                attempt,
+                at_ms,
+            } => {
                 let index = *seq as usize;
                 if index == self.steps.len() {
                     self.steps.push(StepState {
@@ -267,7 +288,9 @@ impl RunState {
                         return Err(self.inconsistent(detail));
                     }
                     if step.is_done() {
-                        return Err(self.inconsistent(format!("step #{seq} started again after it ended")));
+                        return Err(
+                            self.inconsistent(format!("step #{seq} started again after it ended"))
+                        );
                     }
                     step.attempts = (*attempt).max(step.attempts);
                     step.status = StepStatus::Running;
@@ -278,7 +301,9 @@ impl RunState {
                     )));
                 }
             }
-            Event::StepCompleted { seq, at_ms, output, .. } => {
+            Event::StepCompleted {
+                seq, at_ms, output, ..
+            } => {
                 let step = self.step_mut(*seq, "step_completed")?;
                 if step.is_done() {
                     return Err(self.inconsistent(format!("step #{seq} completed twice")));
@@ -294,12 +319,20 @@ impl RunState {
                         .find(|r| r.consumed_by.is_none() && r.name == name)
                         .ok_or_else(|| CoreError::Inconsistent {
                             run_id: self.run_id.clone(),
-                            detail: format!("wait #{seq} for {name:?} completed without a received event"),
+                            detail: format!(
+                                "wait #{seq} for {name:?} completed without a received event"
+                            ),
                         })?;
                     received.consumed_by = Some(*seq);
                 }
             }
-            Event::StepFailed { seq, error, retry_at_ms, at_ms, .. } => {
+            Event::StepFailed {
+                seq,
+                error,
+                retry_at_ms,
+                at_ms,
+                ..
+            } => {
                 let step = self.step_mut(*seq, "step_failed")?;
                 if step.is_done() {
                     return Err(self.inconsistent(format!("step #{seq} failed after it ended")));
@@ -314,7 +347,9 @@ impl RunState {
                     }
                 }
             }
-            Event::TimerSet { seq, fire_at_ms, .. } => {
+            Event::TimerSet {
+                seq, fire_at_ms, ..
+            } => {
                 let step = self.step_mut(*seq, "timer_set")?;
                 step.timer_at_ms = Some(*fire_at_ms);
                 step.timer_fired = false;
@@ -322,11 +357,17 @@ impl RunState {
             Event::TimerFired { seq, .. } => {
                 let step = self.step_mut(*seq, "timer_fired")?;
                 if step.timer_at_ms.is_none() {
-                    return Err(self.inconsistent(format!("timer of step #{seq} fired but was never set")));
+                    return Err(
+                        self.inconsistent(format!("timer of step #{seq} fired but was never set"))
+                    );
                 }
                 step.timer_fired = true;
             }
-            Event::EventReceived { name, payload, at_ms } => {
+            Event::EventReceived {
+                name,
+                payload,
+                at_ms,
+            } => {
                 self.inbox.push(Received {
                     name: name.clone(),
                     payload: payload.clone(),
@@ -340,7 +381,11 @@ impl RunState {
                 // A second request can only widen it: compensate once asked.
                 self.cancel = Some(self.cancel.unwrap_or(false) || *compensate);
             }
-            Event::CompensationStarted { reason, failed_seq, at_ms } => {
+            Event::CompensationStarted {
+                reason,
+                failed_seq,
+                at_ms,
+            } => {
                 if self.turned_back.is_some() {
                     return Err(self.inconsistent("compensation started twice".into()));
                 }
@@ -351,8 +396,16 @@ impl RunState {
                     at_ms: *at_ms,
                 });
             }
-            Event::RunCompleted { output, .. } => self.outcome = Some(Outcome::Completed { output: output.clone() }),
-            Event::RunFailed { error, .. } => self.outcome = Some(Outcome::Failed { error: error.clone() }),
+            Event::RunCompleted { output, .. } => {
+                self.outcome = Some(Outcome::Completed {
+                    output: output.clone(),
+                })
+            }
+            Event::RunFailed { error, .. } => {
+                self.outcome = Some(Outcome::Failed {
+                    error: error.clone(),
+                })
+            }
             Event::RunCancelled { .. } => self.outcome = Some(Outcome::Cancelled),
         }
         self.event_count += 1;
@@ -382,11 +435,23 @@ impl RunState {
         if index > self.steps.len() {
             return Err(CoreError::InvalidInput {
                 what: "step seq",
-                reason: format!("step #{seq} asked for, but the next step is #{}", self.steps.len()),
+                reason: format!(
+                    "step #{seq} asked for, but the next step is #{}",
+                    self.steps.len()
+                ),
             });
         }
         if index == self.steps.len() {
-            self.emit(Event::StepStarted { seq, kind, name: name.to_owned(), attempt: 1, at_ms: now_ms }, out)?;
+            self.emit(
+                Event::StepStarted {
+                    seq,
+                    kind,
+                    name: name.to_owned(),
+                    attempt: 1,
+                    at_ms: now_ms,
+                },
+                out,
+            )?;
             return Ok(StepDecision::Run { attempt: 1 });
         }
         let step = &self.steps[index];
@@ -401,25 +466,39 @@ impl RunState {
             .into());
         }
         match step.status {
-            StepStatus::Completed => Ok(StepDecision::Replay { output: step.output.clone().unwrap_or_default() }),
-            StepStatus::Failed => {
-                Ok(StepDecision::ReplayFailed { error: step.last_error.clone().unwrap_or_default() })
-            }
+            StepStatus::Completed => Ok(StepDecision::Replay {
+                output: step.output.clone().unwrap_or_default(),
+            }),
+            StepStatus::Failed => Ok(StepDecision::ReplayFailed {
+                error: step.last_error.clone().unwrap_or_default(),
+            }),
             StepStatus::RetryWait(at) if at > now_ms => Ok(StepDecision::RetryAt(at)),
             StepStatus::RetryWait(_) | StepStatus::Running => {
                 let attempt = step.attempts + 1;
-                self.emit(Event::StepStarted { seq, kind, name: name.to_owned(), attempt, at_ms: now_ms }, out)?;
+                self.emit(
+                    Event::StepStarted {
+                        seq,
+                        kind,
+                        name: name.to_owned(),
+                        attempt,
+                        at_ms: now_ms,
+                    },
+                    out,
+                )?;
                 Ok(StepDecision::Run { attempt })
             }
         }
     }
 
     fn running_attempt(&self, seq: Seq, attempt: u32) -> Result<&StepState, CoreError> {
-        let step = self.steps.get(seq as usize).ok_or_else(|| CoreError::StaleResult {
-            run_id: self.run_id.clone(),
-            seq,
-            why: "no such step",
-        })?;
+        let step = self
+            .steps
+            .get(seq as usize)
+            .ok_or_else(|| CoreError::StaleResult {
+                run_id: self.run_id.clone(),
+                seq,
+                why: "no such step",
+            })?;
         if step.status != StepStatus::Running || step.attempts != attempt {
             return Err(CoreError::StaleResult {
                 run_id: self.run_id.clone(),
@@ -440,7 +519,15 @@ impl RunState {
         out: &mut Vec<Event>,
     ) -> Result<(), CoreError> {
         self.running_attempt(seq, attempt)?;
-        self.emit(Event::StepCompleted { seq, attempt, output, at_ms: now_ms }, out)
+        self.emit(
+            Event::StepCompleted {
+                seq,
+                attempt,
+                output,
+                at_ms: now_ms,
+            },
+            out,
+        )
     }
 
     /// The running attempt failed with `error`: retry at a time chosen by
@@ -455,12 +542,26 @@ impl RunState {
         out: &mut Vec<Event>,
     ) -> Result<RetryDecision, CoreError> {
         let step = self.running_attempt(seq, attempt)?;
-        let decision = policy.decide(&error, step.failures + 1, now_ms, jitter_seed(&self.run_id, seq, attempt));
+        let decision = policy.decide(
+            &error,
+            step.failures + 1,
+            now_ms,
+            jitter_seed(&self.run_id, seq, attempt),
+        );
         let retry_at_ms = match decision {
             RetryDecision::RetryAt(at) => Some(at),
             RetryDecision::GiveUp(_) => None,
         };
-        self.emit(Event::StepFailed { seq, attempt, error, retry_at_ms, at_ms: now_ms }, out)?;
+        self.emit(
+            Event::StepFailed {
+                seq,
+                attempt,
+                error,
+                retry_at_ms,
+                at_ms: now_ms,
+            },
+            out,
+        )?;
         Ok(decision)
     }
 }
@@ -492,21 +593,37 @@ mod tests {
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy::builder().max_attempts(2).initial_delay_ms(100).jitter(0.0).build().unwrap()
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .initial_delay_ms(100)
+            .jitter(0.0)
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn begin_run_complete_then_replay() {
         let mut out = Vec::new();
         let mut state = RunState::new(1, &started()).unwrap();
-        assert_eq!(state.begin_step(0, StepKind::Task, "a", 20, &mut out).unwrap(), StepDecision::Run { attempt: 1 });
-        state.complete_step(0, 1, b"1".to_vec(), 30, &mut out).unwrap();
+        assert_eq!(
+            state
+                .begin_step(0, StepKind::Task, "a", 20, &mut out)
+                .unwrap(),
+            StepDecision::Run { attempt: 1 }
+        );
+        state
+            .complete_step(0, 1, b"1".to_vec(), 30, &mut out)
+            .unwrap();
         let mut journal = vec![started()];
         journal.extend(out.drain(..));
         let mut replayed = RunState::replay(1, &journal).unwrap();
         assert_eq!(
-            replayed.begin_step(0, StepKind::Task, "a", 40, &mut out).unwrap(),
-            StepDecision::Replay { output: b"1".to_vec() }
+            replayed
+                .begin_step(0, StepKind::Task, "a", 40, &mut out)
+                .unwrap(),
+            StepDecision::Replay {
+                output: b"1".to_vec()
+            }
         );
         assert!(out.is_empty(), "replay emits nothing");
         assert_eq!(replayed.event_count(), 3);
@@ -516,11 +633,18 @@ mod tests {
     fn renamed_step_is_non_determinism() {
         let mut out = Vec::new();
         let mut state = RunState::new(1, &started()).unwrap();
-        state.begin_step(0, StepKind::Task, "reserve", 20, &mut out).unwrap();
-        let err = state.begin_step(0, StepKind::Task, "charge", 20, &mut out).unwrap_err();
+        state
+            .begin_step(0, StepKind::Task, "reserve", 20, &mut out)
+            .unwrap();
+        let err = state
+            .begin_step(0, StepKind::Task, "charge", 20, &mut out)
+            .unwrap_err();
         match err {
             CoreError::NonDeterminism(nd) => {
-                assert_eq!((nd.seq, nd.expected.as_str(), nd.found.as_str()), (0, "reserve", "charge"));
+                assert_eq!(
+                    (nd.seq, nd.expected.as_str(), nd.found.as_str()),
+                    (0, "reserve", "charge")
+                );
                 assert!(nd.to_string().contains("\"reserve\""));
             }
             other => panic!("{other:?}"),
@@ -531,14 +655,38 @@ mod tests {
     fn retry_waits_then_runs_next_attempt_and_gives_up() {
         let mut out = Vec::new();
         let mut state = RunState::new(1, &started()).unwrap();
-        state.begin_step(0, StepKind::Task, "a", 0, &mut out).unwrap();
+        state
+            .begin_step(0, StepKind::Task, "a", 0, &mut out)
+            .unwrap();
         let err = ErrorInfo::new("E", "boom", true);
-        assert_eq!(state.fail_step(0, 1, err.clone(), &policy(), 1_000, &mut out).unwrap(), RetryDecision::RetryAt(1_100));
-        assert_eq!(state.begin_step(0, StepKind::Task, "a", 1_050, &mut out).unwrap(), StepDecision::RetryAt(1_100));
-        assert_eq!(state.begin_step(0, StepKind::Task, "a", 1_100, &mut out).unwrap(), StepDecision::Run { attempt: 2 });
-        assert!(matches!(state.fail_step(0, 2, err, &policy(), 1_200, &mut out).unwrap(), RetryDecision::GiveUp(_)));
+        assert_eq!(
+            state
+                .fail_step(0, 1, err.clone(), &policy(), 1_000, &mut out)
+                .unwrap(),
+            RetryDecision::RetryAt(1_100)
+        );
+        assert_eq!(
+            state
+                .begin_step(0, StepKind::Task, "a", 1_050, &mut out)
+                .unwrap(),
+            StepDecision::RetryAt(1_100)
+        );
+        assert_eq!(
+            state
+                .begin_step(0, StepKind::Task, "a", 1_100, &mut out)
+                .unwrap(),
+            StepDecision::Run { attempt: 2 }
+        );
         assert!(matches!(
-            state.begin_step(0, StepKind::Task, "a", 1_300, &mut out).unwrap(),
+            state
+                .fail_step(0, 2, err, &policy(), 1_200, &mut out)
+                .unwrap(),
+            RetryDecision::GiveUp(_)
+        ));
+        assert!(matches!(
+            state
+                .begin_step(0, StepKind::Task, "a", 1_300, &mut out)
+                .unwrap(),
             StepDecision::ReplayFailed { .. }
         ));
     }
@@ -547,12 +695,19 @@ mod tests {
     fn crashed_attempt_runs_again_with_next_attempt_number() {
         let mut out = Vec::new();
         let mut state = RunState::new(1, &started()).unwrap();
-        state.begin_step(0, StepKind::Task, "a", 0, &mut out).unwrap();
+        state
+            .begin_step(0, StepKind::Task, "a", 0, &mut out)
+            .unwrap();
         let mut journal = vec![started()];
         journal.append(&mut out);
         let mut recovered = RunState::replay(1, &journal).unwrap();
         assert_eq!(recovered.step(0).unwrap().unfinished_attempts(), 1);
-        assert_eq!(recovered.begin_step(0, StepKind::Task, "a", 5, &mut out).unwrap(), StepDecision::Run { attempt: 2 });
+        assert_eq!(
+            recovered
+                .begin_step(0, StepKind::Task, "a", 5, &mut out)
+                .unwrap(),
+            StepDecision::Run { attempt: 2 }
+        );
         // A late result from the dead attempt is refused.
         assert!(matches!(
             recovered.complete_step(0, 1, vec![], 6, &mut out),
@@ -562,9 +717,21 @@ mod tests {
 
     #[test]
     fn malformed_journals_are_errors_not_panics() {
-        let completed_unstarted = [started(), Event::StepCompleted { seq: 0, attempt: 1, output: vec![], at_ms: 1 }];
+        let completed_unstarted = [
+            started(),
+            Event::StepCompleted {
+                seq: 0,
+                attempt: 1,
+                output: vec![],
+                at_ms: 1,
+            },
+        ];
         assert!(RunState::replay(1, &completed_unstarted).is_err());
-        let after_end = [started(), Event::RunCancelled { at_ms: 1 }, Event::Paused { at_ms: 2 }];
+        let after_end = [
+            started(),
+            Event::RunCancelled { at_ms: 1 },
+            Event::Paused { at_ms: 2 },
+        ];
         assert!(RunState::replay(1, &after_end).is_err());
         assert!(RunState::replay(1, &[Event::Paused { at_ms: 0 }]).is_err());
         assert!(RunState::replay(1, &[]).is_err());
@@ -572,7 +739,13 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_stable() {
-        assert_eq!(idempotency_key("o-1", StepKind::Task, "charge"), "o-1:charge");
-        assert_eq!(idempotency_key("o-1", StepKind::Compensation, "charge"), "o-1:compensate:charge");
+        assert_eq!(
+            idempotency_key("o-1", StepKind::Task, "charge"),
+            "o-1:charge"
+        );
+        assert_eq!(
+            idempotency_key("o-1", StepKind::Compensation, "charge"),
+            "o-1:compensate:charge"
+        );
     }
 }

@@ -47,7 +47,10 @@ impl RetryPolicy {
 
     /// A policy that never retries.
     pub fn no_retry() -> RetryPolicy {
-        RetryPolicy { max_attempts: 1, ..RetryPolicyBuilder::default().build_unchecked() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicyBuilder::default().build_unchecked()
+        }
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -95,7 +98,13 @@ impl RetryPolicy {
 
     /// Decides after attempt `failed_attempts` (the count of failed attempts so far,
     /// including this one) failed with `error`.
-    pub fn decide(&self, error: &ErrorInfo, failed_attempts: u32, now_ms: Millis, seed: u64) -> RetryDecision {
+    pub fn decide(
+        &self,
+        error: &ErrorInfo,
+        failed_attempts: u32,
+        now_ms: Millis,
+        seed: u64,
+    ) -> RetryDecision {
         if !error.retryable || self.non_retryable.iter().any(|t| t == &error.error_type) {
             return RetryDecision::GiveUp(GiveUpReason::NotRetryable);
         }
@@ -171,7 +180,10 @@ impl RetryPolicyBuilder {
         self.jitter = value;
         self
     }
-    pub fn non_retryable(mut self, error_types: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn non_retryable(
+        mut self,
+        error_types: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.non_retryable = error_types.into_iter().map(Into::into).collect();
         self
     }
@@ -180,22 +192,42 @@ impl RetryPolicyBuilder {
     pub fn build(self) -> Result<RetryPolicy, PolicyError> {
         let fail = |field, reason: String| Err(PolicyError { field, reason });
         if self.max_attempts == 0 {
-            return fail("max_attempts", "must be at least 1 (1 means no retries)".into());
+            return fail(
+                "max_attempts",
+                "must be at least 1 (1 means no retries)".into(),
+            );
         }
         if self.max_attempts > MAX_ATTEMPTS_LIMIT {
-            return fail("max_attempts", format!("{} is over the limit of {MAX_ATTEMPTS_LIMIT}", self.max_attempts));
+            return fail(
+                "max_attempts",
+                format!(
+                    "{} is over the limit of {MAX_ATTEMPTS_LIMIT}",
+                    self.max_attempts
+                ),
+            );
         }
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return fail("multiplier", format!("must be a finite number >= 1.0, got {}", self.multiplier));
+            return fail(
+                "multiplier",
+                format!("must be a finite number >= 1.0, got {}", self.multiplier),
+            );
         }
         if !self.jitter.is_finite() || !(0.0..=1.0).contains(&self.jitter) {
-            return fail("jitter", format!("must be between 0.0 and 1.0, got {}", self.jitter));
+            return fail(
+                "jitter",
+                format!("must be between 0.0 and 1.0, got {}", self.jitter),
+            );
         }
-        let max_delay_ms = self.max_delay_ms.unwrap_or(self.initial_delay_ms.max(60_000));
+        let max_delay_ms = self
+            .max_delay_ms
+            .unwrap_or(self.initial_delay_ms.max(60_000));
         if max_delay_ms < self.initial_delay_ms {
             return fail(
                 "max_delay",
-                format!("{max_delay_ms} ms is shorter than initial_delay ({} ms)", self.initial_delay_ms),
+                format!(
+                    "{max_delay_ms} ms is shorter than initial_delay ({} ms)",
+                    self.initial_delay_ms
+                ),
             );
         }
         if self.non_retryable.iter().any(|t| t.is_empty()) {
@@ -232,7 +264,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn policy(max_attempts: u32, initial: Millis, multiplier: f64, max: Millis, jitter: f64) -> RetryPolicy {
+    fn policy(
+        max_attempts: u32,
+        initial: Millis,
+        multiplier: f64,
+        max: Millis,
+        jitter: f64,
+    ) -> RetryPolicy {
         RetryPolicy::builder()
             .max_attempts(max_attempts)
             .initial_delay_ms(initial)
@@ -247,7 +285,10 @@ mod tests {
     fn exponential_and_capped() {
         let p = policy(10, 1_000, 2.0, 30_000, 0.0);
         let delays: Vec<_> = (1..=7).map(|a| p.base_delay_ms(a)).collect();
-        assert_eq!(delays, vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(
+            delays,
+            vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+        );
         assert_eq!(p.base_delay_ms(u32::MAX), 30_000);
     }
 
@@ -257,12 +298,18 @@ mod tests {
         let err = ErrorInfo::new("E", "boom", true);
         assert_eq!(p.decide(&err, 1, 100, 0), RetryDecision::RetryAt(1_100));
         assert_eq!(p.decide(&err, 2, 100, 0), RetryDecision::RetryAt(2_100));
-        assert_eq!(p.decide(&err, 3, 100, 0), RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted));
+        assert_eq!(
+            p.decide(&err, 3, 100, 0),
+            RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted)
+        );
     }
 
     #[test]
     fn non_retryable_errors_stop_at_once() {
-        let p = RetryPolicy::builder().non_retryable(["PaymentDeclined"]).build().unwrap();
+        let p = RetryPolicy::builder()
+            .non_retryable(["PaymentDeclined"])
+            .build()
+            .unwrap();
         assert_eq!(
             p.decide(&ErrorInfo::new("PaymentDeclined", "no", true), 1, 0, 0),
             RetryDecision::GiveUp(GiveUpReason::NotRetryable)
@@ -276,18 +323,40 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let field = |b: RetryPolicyBuilder| b.build().unwrap_err().field;
-        assert_eq!(field(RetryPolicy::builder().max_attempts(0)), "max_attempts");
-        assert_eq!(field(RetryPolicy::builder().max_attempts(MAX_ATTEMPTS_LIMIT + 1)), "max_attempts");
+        assert_eq!(
+            field(RetryPolicy::builder().max_attempts(0)),
+            "max_attempts"
+        );
+        assert_eq!(
+            field(RetryPolicy::builder().max_attempts(MAX_ATTEMPTS_LIMIT + 1)),
+            "max_attempts"
+        );
         assert_eq!(field(RetryPolicy::builder().multiplier(0.5)), "multiplier");
-        assert_eq!(field(RetryPolicy::builder().multiplier(f64::NAN)), "multiplier");
+        assert_eq!(
+            field(RetryPolicy::builder().multiplier(f64::NAN)),
+            "multiplier"
+        );
         assert_eq!(field(RetryPolicy::builder().jitter(1.5)), "jitter");
-        assert_eq!(field(RetryPolicy::builder().initial_delay_ms(10_000).max_delay_ms(5_000)), "max_delay");
-        assert_eq!(field(RetryPolicy::builder().non_retryable([""])), "non_retryable");
+        assert_eq!(
+            field(
+                RetryPolicy::builder()
+                    .initial_delay_ms(10_000)
+                    .max_delay_ms(5_000)
+            ),
+            "max_delay"
+        );
+        assert_eq!(
+            field(RetryPolicy::builder().non_retryable([""])),
+            "non_retryable"
+        );
     }
 
     #[test]
     fn default_max_delay_is_at_least_initial() {
-        let p = RetryPolicy::builder().initial_delay_ms(120_000).build().unwrap();
+        let p = RetryPolicy::builder()
+            .initial_delay_ms(120_000)
+            .build()
+            .unwrap();
         assert_eq!(p.max_delay_ms(), 120_000);
     }
 

@@ -50,7 +50,10 @@ impl RunStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -108,7 +111,16 @@ pub struct SummaryFold {
 impl RunSummary {
     /// The summary of a run right after its `RunStarted` event; `None` for any other event.
     pub fn start(run_key: RunKey, first: &Event) -> Option<RunSummary> {
-        let Event::RunStarted { run_id, workflow, version, deadline_ms, start_at_ms, step_count, at_ms, .. } = first
+        let Event::RunStarted {
+            run_id,
+            workflow,
+            version,
+            deadline_ms,
+            start_at_ms,
+            step_count,
+            at_ms,
+            ..
+        } = first
         else {
             return None;
         };
@@ -128,7 +140,11 @@ impl RunSummary {
             error: None,
             wake_at_ms: None,
             event_count: 1,
-            fold: SummaryFold { start_at_ms: *start_at_ms, deadline_ms: *deadline_ms, ..SummaryFold::default() },
+            fold: SummaryFold {
+                start_at_ms: *start_at_ms,
+                deadline_ms: *deadline_ms,
+                ..SummaryFold::default()
+            },
         };
         summary.derive();
         Some(summary)
@@ -139,7 +155,13 @@ impl RunSummary {
         let f = &mut self.fold;
         match event {
             Event::RunStarted { .. } => {}
-            Event::StepStarted { seq, kind, name, at_ms, .. } => {
+            Event::StepStarted {
+                seq,
+                kind,
+                name,
+                at_ms,
+                ..
+            } => {
                 self.started_at_ms.get_or_insert(*at_ms);
                 self.current_step = Some(name.clone());
                 f.open = Some((*seq, *kind));
@@ -164,7 +186,12 @@ impl RunSummary {
                     self.error = None;
                 }
             }
-            Event::StepFailed { seq, error, retry_at_ms, .. } => {
+            Event::StepFailed {
+                seq,
+                error,
+                retry_at_ms,
+                ..
+            } => {
                 self.error = Some(error.clone());
                 f.retry_at_ms = *retry_at_ms;
                 if retry_at_ms.is_none() && f.open.is_some_and(|(s, _)| s == *seq) {
@@ -174,10 +201,14 @@ impl RunSummary {
                     f.timer = None;
                 }
             }
-            Event::TimerSet { seq, fire_at_ms, .. } => f.timer = Some((*seq, *fire_at_ms)),
+            Event::TimerSet {
+                seq, fire_at_ms, ..
+            } => f.timer = Some((*seq, *fire_at_ms)),
             Event::TimerFired { .. } => f.timer = None,
             Event::EventReceived { name, .. } => {
-                if matches!(f.open, Some((_, StepKind::WaitEvent))) && f.open_name.as_deref() == Some(name.as_str()) {
+                if matches!(f.open, Some((_, StepKind::WaitEvent)))
+                    && f.open_name.as_deref() == Some(name.as_str())
+                {
                     f.input_pending = true;
                 }
             }
@@ -238,7 +269,9 @@ impl RunSummary {
             consider(Some(self.updated_at_ms));
         }
         if !f.paused {
-            let waits_for_time = f.timer.is_some() || f.retry_at_ms.is_some() || (self.started_at_ms.is_none() && f.start_at_ms.is_some());
+            let waits_for_time = f.timer.is_some()
+                || f.retry_at_ms.is_some()
+                || (self.started_at_ms.is_none() && f.start_at_ms.is_some());
             let waits_for_input = matches!(f.open, Some((_, StepKind::WaitEvent)));
             if !waits_for_time && !waits_for_input {
                 // Runnable now (between steps, or an attempt was in progress).
@@ -274,33 +307,114 @@ mod tests {
     #[test]
     fn statuses_follow_the_run() {
         let mut s = RunSummary::start(7, &started(Some(10_000))).unwrap();
-        assert_eq!((s.status, s.wake_at_ms), (RunStatus::Pending, Some(100)), "runnable at once");
-        s.apply(&Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 1, at_ms: 110 });
-        assert_eq!((s.status, s.wake_at_ms), (RunStatus::Running, Some(110)), "a crash here resumes at once");
-        s.apply(&Event::StepFailed { seq: 0, attempt: 1, error: ErrorInfo::new("E", "x", true), retry_at_ms: Some(500), at_ms: 120 });
+        assert_eq!(
+            (s.status, s.wake_at_ms),
+            (RunStatus::Pending, Some(100)),
+            "runnable at once"
+        );
+        s.apply(&Event::StepStarted {
+            seq: 0,
+            kind: StepKind::Task,
+            name: "a".into(),
+            attempt: 1,
+            at_ms: 110,
+        });
+        assert_eq!(
+            (s.status, s.wake_at_ms),
+            (RunStatus::Running, Some(110)),
+            "a crash here resumes at once"
+        );
+        s.apply(&Event::StepFailed {
+            seq: 0,
+            attempt: 1,
+            error: ErrorInfo::new("E", "x", true),
+            retry_at_ms: Some(500),
+            at_ms: 120,
+        });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Running, Some(500)));
-        s.apply(&Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 2, at_ms: 500 });
-        s.apply(&Event::StepCompleted { seq: 0, attempt: 2, output: vec![], at_ms: 510 });
+        s.apply(&Event::StepStarted {
+            seq: 0,
+            kind: StepKind::Task,
+            name: "a".into(),
+            attempt: 2,
+            at_ms: 500,
+        });
+        s.apply(&Event::StepCompleted {
+            seq: 0,
+            attempt: 2,
+            output: vec![],
+            at_ms: 510,
+        });
         assert_eq!((s.completed_step_count, s.error.clone()), (1, None));
-        s.apply(&Event::StepStarted { seq: 1, kind: StepKind::Sleep, name: "nap".into(), attempt: 1, at_ms: 520 });
-        s.apply(&Event::TimerSet { seq: 1, fire_at_ms: 5_000, at_ms: 520 });
+        s.apply(&Event::StepStarted {
+            seq: 1,
+            kind: StepKind::Sleep,
+            name: "nap".into(),
+            attempt: 1,
+            at_ms: 520,
+        });
+        s.apply(&Event::TimerSet {
+            seq: 1,
+            fire_at_ms: 5_000,
+            at_ms: 520,
+        });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Sleeping, Some(5_000)));
         s.apply(&Event::Paused { at_ms: 600 });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Paused, None));
         s.apply(&Event::Resumed { at_ms: 700 });
         assert_eq!(s.status, RunStatus::Sleeping);
-        s.apply(&Event::TimerFired { seq: 1, at_ms: 5_000 });
-        s.apply(&Event::StepCompleted { seq: 1, attempt: 1, output: vec![], at_ms: 5_000 });
-        s.apply(&Event::StepStarted { seq: 2, kind: StepKind::WaitEvent, name: "ok".into(), attempt: 1, at_ms: 5_001 });
+        s.apply(&Event::TimerFired {
+            seq: 1,
+            at_ms: 5_000,
+        });
+        s.apply(&Event::StepCompleted {
+            seq: 1,
+            attempt: 1,
+            output: vec![],
+            at_ms: 5_000,
+        });
+        s.apply(&Event::StepStarted {
+            seq: 2,
+            kind: StepKind::WaitEvent,
+            name: "ok".into(),
+            attempt: 1,
+            at_ms: 5_001,
+        });
         assert_eq!((s.status, s.wake_at_ms), (RunStatus::Waiting, Some(10_000)));
-        s.apply(&Event::EventReceived { name: "other".into(), payload: vec![], at_ms: 5_002 });
-        assert_eq!(s.wake_at_ms, Some(10_000), "an event nobody waits for wakes nothing");
-        s.apply(&Event::EventReceived { name: "ok".into(), payload: vec![], at_ms: 5_003 });
-        assert_eq!(s.wake_at_ms, Some(5_003), "the awaited event makes it runnable at once");
-        s.apply(&Event::CancelRequested { compensate: false, at_ms: 5_500 });
-        assert_eq!(s.wake_at_ms, Some(5_500), "a cancellation is handled at once");
+        s.apply(&Event::EventReceived {
+            name: "other".into(),
+            payload: vec![],
+            at_ms: 5_002,
+        });
+        assert_eq!(
+            s.wake_at_ms,
+            Some(10_000),
+            "an event nobody waits for wakes nothing"
+        );
+        s.apply(&Event::EventReceived {
+            name: "ok".into(),
+            payload: vec![],
+            at_ms: 5_003,
+        });
+        assert_eq!(
+            s.wake_at_ms,
+            Some(5_003),
+            "the awaited event makes it runnable at once"
+        );
+        s.apply(&Event::CancelRequested {
+            compensate: false,
+            at_ms: 5_500,
+        });
+        assert_eq!(
+            s.wake_at_ms,
+            Some(5_500),
+            "a cancellation is handled at once"
+        );
         s.apply(&Event::RunCancelled { at_ms: 6_000 });
-        assert_eq!((s.status, s.wake_at_ms, s.completed_at_ms), (RunStatus::Cancelled, None, Some(6_000)));
+        assert_eq!(
+            (s.status, s.wake_at_ms, s.completed_at_ms),
+            (RunStatus::Cancelled, None, Some(6_000))
+        );
         assert_eq!(s.event_count, 16);
         assert_eq!(s.current_step.as_deref(), Some("ok"));
     }

@@ -16,7 +16,9 @@ pub fn parse_duration(field: &'static str, text: &str) -> Result<Millis, PolicyE
     let bad = |reason: String| PolicyError { field, reason };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(bad("empty duration; write e.g. \"500ms\", \"30s\", \"10m\", \"2h\", \"1d\"".into()));
+        return Err(bad(
+            "empty duration; write e.g. \"500ms\", \"30s\", \"10m\", \"2h\", \"1d\"".into(),
+        ));
     }
     if let Ok(seconds) = trimmed.parse::<f64>() {
         return seconds_to_millis(field, seconds);
@@ -33,11 +35,16 @@ pub fn parse_duration(field: &'static str, text: &str) -> Result<Millis, PolicyE
                 "cannot read {text:?} as a duration: expected a number at {rest:?}; write e.g. \"1h30m\""
             )));
         }
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| bad(format!("cannot read the number {:?} in {text:?}", &rest[..number_len])))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| {
+            bad(format!(
+                "cannot read the number {:?} in {text:?}",
+                &rest[..number_len]
+            ))
+        })?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale = match unit {
@@ -70,11 +77,17 @@ pub fn seconds_to_millis(field: &'static str, seconds: f64) -> Result<Millis, Po
 
 fn millis_checked(field: &'static str, millis: f64) -> Result<Millis, PolicyError> {
     if !millis.is_finite() || millis < 0.0 {
-        return Err(PolicyError { field, reason: format!("duration must be a finite, non-negative value, got {millis} ms") });
+        return Err(PolicyError {
+            field,
+            reason: format!("duration must be a finite, non-negative value, got {millis} ms"),
+        });
     }
     // 2^53 ms is ~285,000 years: beyond that f64 loses integer precision.
     if millis > 9_007_199_254_740_992.0 {
-        return Err(PolicyError { field, reason: "duration is too large".into() });
+        return Err(PolicyError {
+            field,
+            reason: "duration is too large".into(),
+        });
     }
     Ok(millis.round() as Millis)
 }

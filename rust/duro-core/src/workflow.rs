@@ -31,13 +31,28 @@ pub struct StepDef {
 
 impl StepDef {
     pub fn task(name: impl Into<String>, retry: RetryPolicy) -> StepDef {
-        StepDef { name: name.into(), kind: StepDefKind::Task, retry, compensate: None }
+        StepDef {
+            name: name.into(),
+            kind: StepDefKind::Task,
+            retry,
+            compensate: None,
+        }
     }
     pub fn sleep(name: impl Into<String>, duration_ms: Millis) -> StepDef {
-        StepDef { name: name.into(), kind: StepDefKind::Sleep { duration_ms }, retry: RetryPolicy::no_retry(), compensate: None }
+        StepDef {
+            name: name.into(),
+            kind: StepDefKind::Sleep { duration_ms },
+            retry: RetryPolicy::no_retry(),
+            compensate: None,
+        }
     }
     pub fn wait_event(name: impl Into<String>, timeout_ms: Option<Millis>) -> StepDef {
-        StepDef { name: name.into(), kind: StepDefKind::WaitEvent { timeout_ms }, retry: RetryPolicy::no_retry(), compensate: None }
+        StepDef {
+            name: name.into(),
+            kind: StepDefKind::WaitEvent { timeout_ms },
+            retry: RetryPolicy::no_retry(),
+            compensate: None,
+        }
     }
     pub fn with_compensation(mut self, retry: RetryPolicy) -> StepDef {
         self.compensate = Some(retry);

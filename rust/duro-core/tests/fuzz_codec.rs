@@ -14,7 +14,8 @@ mod fuzzkit;
 
 use duro_core::journal::{decode_event, Event};
 use fuzzkit::{
-    next_input, scaled, seed, thread_allocated, thread_allocated_reset, Campaign, CountingAlloc, Limits, Rng,
+    next_input, scaled, seed, thread_allocated, thread_allocated_reset, Campaign, CountingAlloc,
+    Limits, Rng,
 };
 
 #[global_allocator]
@@ -24,16 +25,29 @@ static ALLOC: CountingAlloc = CountingAlloc;
 fn fuzz_decode_event() {
     let seeds = events::event_seeds();
     let mut rng = Rng::new(seed());
-    let mut campaign = Campaign::new("decode_event", Limits { largest_allocation: 64 << 10, peak_growth: 256 << 10 });
+    let mut campaign = Campaign::new(
+        "decode_event",
+        Limits {
+            largest_allocation: 64 << 10,
+            peak_growth: 256 << 10,
+        },
+    );
     let total = scaled(2_000_000);
     for i in 0..total {
-        let input = if i < seeds.len() as u64 { seeds[i as usize].clone() } else { next_input(&mut rng, &seeds, 2048) };
+        let input = if i < seeds.len() as u64 {
+            seeds[i as usize].clone()
+        } else {
+            next_input(&mut rng, &seeds, 2048)
+        };
         campaign.run(&input, |data| {
             thread_allocated_reset();
             let decoded = decode_event(data);
             let (allocated, _) = thread_allocated();
             if allocated > data.len() {
-                return Err(format!("decoding {} bytes allocated {allocated} bytes", data.len()));
+                return Err(format!(
+                    "decoding {} bytes allocated {allocated} bytes",
+                    data.len()
+                ));
             }
             drop(decoded);
             events::codec_target(data)
@@ -49,7 +63,10 @@ fn seeds_are_valid_encodings() {
     for (event, bytes) in events::sample_events().iter().zip(events::event_seeds()) {
         assert_eq!(&decode_event(&bytes).unwrap(), event);
     }
-    let kinds: std::collections::HashSet<&str> = events::sample_events().iter().map(Event::kind_name).collect();
+    let kinds: std::collections::HashSet<&str> = events::sample_events()
+        .iter()
+        .map(Event::kind_name)
+        .collect();
     assert_eq!(kinds.len(), 14, "every event kind is a seed");
 }
 

@@ -15,7 +15,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> Millis {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as Millis)
+            .unwrap_or(0)
     }
 }
 
@@ -27,7 +30,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start_ms: Millis) -> ManualClock {
-        ManualClock { now: AtomicU64::new(start_ms) }
+        ManualClock {
+            now: AtomicU64::new(start_ms),
+        }
     }
     pub fn advance(&self, by_ms: Millis) {
         self.now.fetch_add(by_ms, Ordering::SeqCst);

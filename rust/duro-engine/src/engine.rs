@@ -67,7 +67,9 @@ impl Default for EngineConfig {
 pub enum Work {
     Execute(ExecuteWork),
     /// Drop the context held for this run.
-    Release { handle: Handle },
+    Release {
+        handle: Handle,
+    },
 }
 
 /// Run user code: the step at `step_index`, its compensation, or the on-failure handler.
@@ -188,9 +190,17 @@ impl AckSink for Acks {
 impl Engine {
     /// Starts an engine over `store` and takes over its unfinished runs
     /// (they resume as their workflows are registered).
-    pub fn open(store: Arc<dyn Store>, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
         let notifier = Arc::new(EventFd::new().map_err(|source| {
-            EngineError::Store(StoreError::Io { op: "create an eventfd", path: "eventfd".into(), source })
+            EngineError::Store(StoreError::Io {
+                op: "create an eventfd",
+                path: "eventfd".into(),
+                source,
+            })
         })?);
         let inner = Arc::new(Inner {
             store: store.clone(),
@@ -225,7 +235,10 @@ impl Engine {
                 parked
                     .entry((summary.workflow.clone(), summary.version.clone()))
                     .or_default()
-                    .push(ParkedRun { key: summary.run_key, wake_at_ms: summary.wake_at_ms });
+                    .push(ParkedRun {
+                        key: summary.run_key,
+                        wake_at_ms: summary.wake_at_ms,
+                    });
             }
         }
 
@@ -233,8 +246,17 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("duro-timers".into())
             .spawn(move || timer_loop(weak))
-            .map_err(|source| EngineError::Store(StoreError::Io { op: "start the timer thread", path: "duro-timers".into(), source }))?;
-        Ok(Engine { inner, timer_thread: Arc::new(Mutex::new(Some(thread))) })
+            .map_err(|source| {
+                EngineError::Store(StoreError::Io {
+                    op: "start the timer thread",
+                    path: "duro-timers".into(),
+                    source,
+                })
+            })?;
+        Ok(Engine {
+            inner,
+            timer_thread: Arc::new(Mutex::new(Some(thread))),
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -256,7 +278,11 @@ impl Engine {
         def.validate(&self.inner.config.limits)?;
         let key = (def.name.clone(), def.version.clone());
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let registered = Arc::new(Registered { def, lane, generation });
+        let registered = Arc::new(Registered {
+            def,
+            lane,
+            generation,
+        });
         self.inner
             .workflows
             .write()
@@ -267,7 +293,9 @@ impl Engine {
         let parked = lock(&self.inner.parked).remove(&key).unwrap_or_default();
         let now = self.inner.clock.now_ms();
         for run in parked {
-            self.inner.timers.schedule(run.wake_at_ms.unwrap_or(now).max(now), run.key);
+            self.inner
+                .timers
+                .schedule(run.wake_at_ms.unwrap_or(now).max(now), run.key);
         }
         let mut table = lock(&self.inner.table);
         let mut unblocked = Vec::new();
@@ -276,7 +304,9 @@ impl Engine {
                 run.wf = registered.clone();
                 if linear::check_against(&run.state, &registered.def).is_ok() {
                     run.phase = Phase::Queued;
-                    lock(&self.inner.finished).blocked.remove(&run.state.run_key);
+                    lock(&self.inner.finished)
+                        .blocked
+                        .remove(&run.state.run_key);
                     unblocked.push(QueueItem::Run(handle));
                 }
             }
@@ -314,9 +344,12 @@ impl Engine {
         let limits = &self.inner.config.limits;
         limits.check_run_id(run_id)?;
         limits.check_payload("input", &input)?;
-        let wf = self
-            .registered(workflow, version)
-            .ok_or_else(|| EngineError::UnknownWorkflow { name: workflow.into(), version: version.into() })?;
+        let wf =
+            self.registered(workflow, version)
+                .ok_or_else(|| EngineError::UnknownWorkflow {
+                    name: workflow.into(),
+                    version: version.into(),
+                })?;
         let now = self.inner.clock.now_ms();
         let started = Event::RunStarted {
             run_id: run_id.to_owned(),
@@ -351,13 +384,21 @@ impl Engine {
                 }
                 drop(table);
                 self.inner.lanes[wf.lane as usize].push_all([QueueItem::Run(handle)]);
-                Ok(Started { run_key, created: true, receipt })
+                Ok(Started {
+                    run_key,
+                    created: true,
+                    receipt,
+                })
             }
             Ok((StartOutcome::Existing { run_key }, receipt)) => {
                 table.remove(handle);
                 // The receipt covers everything appended so far, so waiting on it also
                 // waits for a concurrent first start of this id to be durable.
-                Ok(Started { run_key, created: false, receipt })
+                Ok(Started {
+                    run_key,
+                    created: false,
+                    receipt,
+                })
             }
             Err(error) => {
                 table.remove(handle);
@@ -410,8 +451,15 @@ impl Engine {
     }
 
     /// The attempt given by `Work::Execute` returned `output`.
-    pub fn step_succeeded(&self, handle: Handle, seq: Seq, attempt: u32, output: Vec<u8>) -> Result<(), EngineError> {
-        self.step_succeeded_inline(handle, seq, attempt, output, false).map(|_| ())
+    pub fn step_succeeded(
+        &self,
+        handle: Handle,
+        seq: Seq,
+        attempt: u32,
+        output: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.step_succeeded_inline(handle, seq, attempt, output, false)
+            .map(|_| ())
     }
 
     /// Like `step_succeeded`; with `inline`, when the run's next action is
@@ -427,15 +475,26 @@ impl Engine {
         output: Vec<u8>,
         inline: bool,
     ) -> Result<Option<(ExecuteWork, u64)>, EngineError> {
-        self.inner.config.limits.check_payload("step output", &output)?;
-        self.inner.finish_attempt(handle, seq, attempt, inline, |run, now, out, _| {
-            linear::step_succeeded(&mut run.state, seq, attempt, output, now, out).map(|_| ())
-        })
+        self.inner
+            .config
+            .limits
+            .check_payload("step output", &output)?;
+        self.inner
+            .finish_attempt(handle, seq, attempt, inline, |run, now, out, _| {
+                linear::step_succeeded(&mut run.state, seq, attempt, output, now, out).map(|_| ())
+            })
     }
 
     /// The attempt given by `Work::Execute` failed.
-    pub fn step_failed(&self, handle: Handle, seq: Seq, attempt: u32, error: ErrorInfo) -> Result<(), EngineError> {
-        self.step_failed_inline(handle, seq, attempt, error, false).map(|_| ())
+    pub fn step_failed(
+        &self,
+        handle: Handle,
+        seq: Seq,
+        attempt: u32,
+        error: ErrorInfo,
+    ) -> Result<(), EngineError> {
+        self.step_failed_inline(handle, seq, attempt, error, false)
+            .map(|_| ())
     }
 
     /// Like `step_failed`, with `inline` as in `step_succeeded_inline`.
@@ -447,10 +506,12 @@ impl Engine {
         error: ErrorInfo,
         inline: bool,
     ) -> Result<Option<(ExecuteWork, u64)>, EngineError> {
-        self.inner.finish_attempt(handle, seq, attempt, inline, |run, now, out, limits| {
-            let def = &run.wf.def;
-            linear::step_failed(&mut run.state, def, seq, attempt, error, limits, now, out).map(|_| ())
-        })
+        self.inner
+            .finish_attempt(handle, seq, attempt, inline, |run, now, out, limits| {
+                let def = &run.wf.def;
+                linear::step_failed(&mut run.state, def, seq, attempt, error, limits, now, out)
+                    .map(|_| ())
+            })
     }
 
     /// Every store position at or below this is durable.
@@ -459,28 +520,52 @@ impl Engine {
     }
 
     /// Records an event for the run; a wait for it continues.
-    pub fn send_event(&self, run_key: RunKey, name: &str, payload: Vec<u8>) -> Result<Receipt, EngineError> {
+    pub fn send_event(
+        &self,
+        run_key: RunKey,
+        name: &str,
+        payload: Vec<u8>,
+    ) -> Result<Receipt, EngineError> {
         self.inner.config.limits.check_name("event name", name)?;
-        self.inner.config.limits.check_payload("event payload", &payload)?;
+        self.inner
+            .config
+            .limits
+            .check_payload("event payload", &payload)?;
         let name = name.to_owned();
-        self.inner.input(run_key, "send an event", move |_, now| Ok(Some(Event::EventReceived { name, payload, at_ms: now })))
+        self.inner.input(run_key, "send an event", move |_, now| {
+            Ok(Some(Event::EventReceived {
+                name,
+                payload,
+                at_ms: now,
+            }))
+        })
     }
 
     /// Stops the run at its next step boundary.
     pub fn pause(&self, run_key: RunKey) -> Result<Receipt, EngineError> {
-        self.inner.input(run_key, "pause", |state, now| Ok((!state.is_paused()).then_some(Event::Paused { at_ms: now })))
+        self.inner.input(run_key, "pause", |state, now| {
+            Ok((!state.is_paused()).then_some(Event::Paused { at_ms: now }))
+        })
     }
 
     pub fn resume(&self, run_key: RunKey) -> Result<Receipt, EngineError> {
-        self.inner.input(run_key, "resume", |state, now| Ok(state.is_paused().then_some(Event::Resumed { at_ms: now })))
+        self.inner.input(run_key, "resume", |state, now| {
+            Ok(state.is_paused().then_some(Event::Resumed { at_ms: now }))
+        })
     }
 
     /// Cancels the run at its next step boundary, compensating first if asked.
     pub fn cancel(&self, run_key: RunKey, compensate: bool) -> Result<Receipt, EngineError> {
         self.inner.input(run_key, "cancel", move |state, now| {
             let already = state.cancel_requested();
-            Ok((already.is_none() || (compensate && already == Some(false)))
-                .then_some(Event::CancelRequested { compensate, at_ms: now }))
+            Ok(
+                (already.is_none() || (compensate && already == Some(false))).then_some(
+                    Event::CancelRequested {
+                        compensate,
+                        at_ms: now,
+                    },
+                ),
+            )
         })
     }
 
@@ -525,7 +610,11 @@ impl Engine {
     }
 
     /// Waits until the run ends (or is blocked), up to `timeout` (`None`: forever).
-    pub fn wait_finished(&self, run_key: RunKey, timeout: Option<Duration>) -> Result<Wait, EngineError> {
+    pub fn wait_finished(
+        &self,
+        run_key: RunKey,
+        timeout: Option<Duration>,
+    ) -> Result<Wait, EngineError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         // Finished earlier (or in another process's lifetime): answer from the store.
         if let Some(outcome) = self.outcome(run_key)? {
@@ -555,7 +644,12 @@ impl Engine {
                 }
                 None => Duration::from_millis(500),
             };
-            finished = self.inner.finished_cv.wait_timeout(finished, nap).unwrap_or_else(|p| p.into_inner()).0;
+            finished = self
+                .inner
+                .finished_cv
+                .wait_timeout(finished, nap)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -645,7 +739,9 @@ impl Engine {
 
 fn timer_loop(inner: Weak<Inner>) {
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         strong.fire_due_timers();
         let now = strong.clock.now_ms();
         let keep_going = strong.timers.nap(now);
@@ -665,7 +761,12 @@ impl Inner {
     }
 
     fn registered(&self, name: &str, version: &str) -> Option<Arc<Registered>> {
-        self.workflows.read().unwrap_or_else(|p| p.into_inner()).get(name)?.get(version).cloned()
+        self.workflows
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)?
+            .get(version)
+            .cloned()
     }
 
     fn set_fatal(&self, cause: String) {
@@ -680,9 +781,16 @@ impl Inner {
 
     /// Appends `events` (already applied to the run's state) as one store
     /// append, acknowledged to `handle`.
-    fn append(&self, run: &mut ActiveRun, handle: Handle, events: &[Event]) -> Result<Receipt, EngineError> {
+    fn append(
+        &self,
+        run: &mut ActiveRun,
+        handle: Handle,
+        events: &[Event],
+    ) -> Result<Receipt, EngineError> {
         let position = run.state.event_count() - events.len() as u32;
-        let receipt = self.store.append(run.state.run_key, position, events, Some(handle))?;
+        let receipt = self
+            .store
+            .append(run.state.run_key, position, events, Some(handle))?;
         if !receipt.durable {
             run.unacked += 1;
         }
@@ -696,7 +804,9 @@ impl Inner {
             QueueItem::Run(handle) => handle,
         };
         let mut table = lock(&self.table);
-        let Some(run) = table.get_mut(handle) else { return Ok(None) };
+        let Some(run) = table.get_mut(handle) else {
+            return Ok(None);
+        };
         if run.phase != Phase::Queued {
             return Ok(None);
         }
@@ -707,7 +817,10 @@ impl Inner {
         match self.decide(&mut table, handle, Vec::new(), false)? {
             Decided::Ready => {
                 let run = table.get_mut(handle).expect("decided above");
-                let exec = run.pending.take().expect("Ready leaves the decision pending");
+                let exec = run
+                    .pending
+                    .take()
+                    .expect("Ready leaves the decision pending");
                 Ok(Some(Work::Execute(hand_out(run, handle, exec))))
             }
             Decided::Release(handle) => Ok(Some(Work::Release { handle })),
@@ -725,12 +838,25 @@ impl Inner {
     /// record. The decided work is handed out only once that record is
     /// durable, so every step's start is on disk before the step runs, and a
     /// step costs one fsync: its result and the next step's start share it.
-    fn decide(&self, table: &mut RunTable, handle: Handle, mut out: Vec<Event>, inline: bool) -> Result<Decided, EngineError> {
-        let Some(run) = table.get_mut(handle) else { return Ok(Decided::Later) };
+    fn decide(
+        &self,
+        table: &mut RunTable,
+        handle: Handle,
+        mut out: Vec<Event>,
+        inline: bool,
+    ) -> Result<Decided, EngineError> {
+        let Some(run) = table.get_mut(handle) else {
+            return Ok(Decided::Later);
+        };
         let now = self.clock.now_ms();
         let wf = run.wf.clone();
-        let action = linear::next_action(&mut run.state, &wf.def, &self.config.limits, now, &mut out);
-        let receipt = if out.is_empty() { None } else { Some(self.append(run, handle, &out)?) };
+        let action =
+            linear::next_action(&mut run.state, &wf.def, &self.config.limits, now, &mut out);
+        let receipt = if out.is_empty() {
+            None
+        } else {
+            Some(self.append(run, handle, &out)?)
+        };
         let action = match action {
             Ok(action) => action,
             Err(error) => return Ok(Decided::Block(error)),
@@ -767,14 +893,18 @@ impl Inner {
                 run.phase = Phase::Evicting;
                 run.dirty = false;
                 if run.unacked == 0 {
-                    return Ok(self.evict(table, handle).map_or(Decided::Later, Decided::Release));
+                    return Ok(self
+                        .evict(table, handle)
+                        .map_or(Decided::Later, Decided::Release));
                 }
                 Ok(Decided::Later)
             }
             Action::Finished => {
                 run.phase = Phase::Finishing;
                 if run.unacked == 0 {
-                    return Ok(self.finish(table, handle).map_or(Decided::Later, Decided::Release));
+                    return Ok(self
+                        .finish(table, handle)
+                        .map_or(Decided::Later, Decided::Release));
                 }
                 Ok(Decided::Later)
             }
@@ -806,13 +936,18 @@ impl Inner {
 
     fn block(&self, handle: Handle, error: CoreError) {
         let mut table = lock(&self.table);
-        let Some(run) = table.get_mut(handle) else { return };
+        let Some(run) = table.get_mut(handle) else {
+            return;
+        };
         let non_determinism = match &error {
             CoreError::NonDeterminism(nd) => Some(nd.clone()),
             _ => None,
         };
         let message = format!("run {:?}: {error}", run.state.run_id);
-        run.phase = Phase::Blocked(Blocked { message: message.clone(), non_determinism });
+        run.phase = Phase::Blocked(Blocked {
+            message: message.clone(),
+            non_determinism,
+        });
         let key = run.state.run_key;
         let release = run.caller_loaded.then_some(handle);
         run.caller_loaded = false;
@@ -881,7 +1016,9 @@ impl Inner {
         let mut queued: [Vec<QueueItem>; 2] = [Vec::new(), Vec::new()];
         let mut table = lock(&self.table);
         for &handle in tokens {
-            let Some(run) = table.get_mut(handle) else { continue };
+            let Some(run) = table.get_mut(handle) else {
+                continue;
+            };
             run.unacked = run.unacked.saturating_sub(1);
             if run.unacked > 0 {
                 continue;
@@ -941,7 +1078,11 @@ impl Inner {
 
     /// Brings a dormant run into memory (queued), or returns the handle it has.
     /// `None` when its workflow is not registered here.
-    fn ensure_loaded(&self, table: &mut RunTable, run_key: RunKey) -> Result<Option<Handle>, EngineError> {
+    fn ensure_loaded(
+        &self,
+        table: &mut RunTable,
+        run_key: RunKey,
+    ) -> Result<Option<Handle>, EngineError> {
         if let Some(handle) = table.handle_of(run_key) {
             return Ok(Some(handle));
         }
@@ -1060,10 +1201,17 @@ impl Inner {
             if run.phase == Phase::Queued && run.unacked == 0 {
                 table.remove(handle);
             }
-            return Err(EngineError::RunEnded { run_id, status, action });
+            return Err(EngineError::RunEnded {
+                run_id,
+                status,
+                action,
+            });
         }
         let Some(event) = make(&run.state, now)? else {
-            return Ok(Receipt { position: 0, durable: true });
+            return Ok(Receipt {
+                position: 0,
+                durable: true,
+            });
         };
         run.state.apply(&event)?;
         let receipt = self.append(run, handle, std::slice::from_ref(&event))?;
@@ -1094,15 +1242,29 @@ impl Inner {
         let events = self.store.events(run_key)?;
         let mut state = RunState::replay(run_key, &events)?;
         if let Some(outcome) = state.outcome() {
-            return Err(EngineError::RunEnded { run_id: state.run_id.clone(), status: outcome.status_str(), action });
+            return Err(EngineError::RunEnded {
+                run_id: state.run_id.clone(),
+                status: outcome.status_str(),
+                action,
+            });
         }
         let Some(event) = make(&state, now)? else {
-            return Ok(Receipt { position: 0, durable: true });
+            return Ok(Receipt {
+                position: 0,
+                durable: true,
+            });
         };
         state.apply(&event)?;
-        let receipt = self.store.append(run_key, state.event_count() - 1, std::slice::from_ref(&event), None)?;
+        let receipt = self.store.append(
+            run_key,
+            state.event_count() - 1,
+            std::slice::from_ref(&event),
+            None,
+        )?;
         // When its workflow is registered, the run must see this input at once.
-        if let Some(parked) = lock(&self.parked).get_mut(&(state.workflow.clone(), state.version.clone())) {
+        if let Some(parked) =
+            lock(&self.parked).get_mut(&(state.workflow.clone(), state.version.clone()))
+        {
             if let Some(entry) = parked.iter_mut().find(|p| p.key == run_key) {
                 entry.wake_at_ms = Some(now);
             }
@@ -1129,13 +1291,18 @@ enum Decided {
 
 /// Turns a decided execution into the work a caller runs.
 fn hand_out(run: &mut ActiveRun, handle: Handle, exec: linear::Execute) -> ExecuteWork {
-    run.phase = Phase::InCaller { seq: exec.seq, attempt: exec.attempt };
+    run.phase = Phase::InCaller {
+        seq: exec.seq,
+        attempt: exec.attempt,
+    };
     let load = (!run.caller_loaded).then(|| load_data(&run.state, run.wf.generation));
     run.caller_loaded = true;
     let failure = (exec.kind == StepKind::OnFailure).then(|| failure_info(&run.state));
     let name = match exec.kind {
         StepKind::OnFailure => linear::ON_FAILURE_NAME,
-        _ => exec.step_index.map_or("", |i| run.wf.def.steps[i].name.as_str()),
+        _ => exec
+            .step_index
+            .map_or("", |i| run.wf.def.steps[i].name.as_str()),
     };
     ExecuteWork {
         handle,
@@ -1157,16 +1324,25 @@ fn load_data(state: &RunState, generation: u64) -> LoadData {
         workflow: state.workflow.clone(),
         version: state.version.clone(),
         input: state.input.clone(),
-        outputs: linear::completed_outputs(state).into_iter().map(|(n, o)| (n.to_owned(), o.to_vec())).collect(),
+        outputs: linear::completed_outputs(state)
+            .into_iter()
+            .map(|(n, o)| (n.to_owned(), o.to_vec()))
+            .collect(),
     }
 }
 
 fn failure_info(state: &RunState) -> FailureInfo {
     let turn = state.turned_back();
     FailureInfo {
-        failed_step: turn.and_then(|t| t.failed_seq).and_then(|s| state.step(s)).map(|s| s.name.clone()),
+        failed_step: turn
+            .and_then(|t| t.failed_seq)
+            .and_then(|s| state.step(s))
+            .map(|s| s.name.clone()),
         error: turn.map(|t| t.reason.clone()).unwrap_or_default(),
-        completed_steps: linear::completed_outputs(state).into_iter().map(|(n, _)| n.to_owned()).collect(),
+        completed_steps: linear::completed_outputs(state)
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect(),
     }
 }
 

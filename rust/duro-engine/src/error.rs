@@ -18,9 +18,16 @@ pub enum EngineError {
     #[error("no run with id {0:?} exists in this store")]
     UnknownRun(String),
     #[error("run {run_id:?} is blocked: {source}")]
-    Blocked { run_id: String, source: NonDeterminism },
+    Blocked {
+        run_id: String,
+        source: NonDeterminism,
+    },
     #[error("run {run_id:?} already ended ({status}); {action} is not possible")]
-    RunEnded { run_id: String, status: &'static str, action: &'static str },
+    RunEnded {
+        run_id: String,
+        status: &'static str,
+        action: &'static str,
+    },
     #[error("{0}")]
     Fatal(String),
     #[error("the engine is closed")]
@@ -29,6 +36,11 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn is_store_failure(&self) -> bool {
-        matches!(self, EngineError::Fatal(_) | EngineError::Store(StoreError::Failed { .. }) | EngineError::Store(StoreError::Wal(_)))
+        matches!(
+            self,
+            EngineError::Fatal(_)
+                | EngineError::Store(StoreError::Failed { .. })
+                | EngineError::Store(StoreError::Wal(_))
+        )
     }
 }

@@ -134,7 +134,10 @@ impl Lane {
                 return Popped::TimedOut;
             }
             state.waiters += 1;
-            let (next, _) = self.cv.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner());
+            let (next, _) = self
+                .cv
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner());
             state = next;
             state.waiters -= 1;
         }

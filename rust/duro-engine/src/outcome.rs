@@ -38,26 +38,41 @@ impl RunOutcome {
             CoreOutcome::Failed { error } => (RunStatus::Failed, Some(error.clone()), Vec::new()),
             CoreOutcome::Cancelled => (RunStatus::Cancelled, None, Vec::new()),
         };
-        let failed = state.turned_back().and_then(|t| t.failed_seq).and_then(|seq| state.step(seq));
+        let failed = state
+            .turned_back()
+            .and_then(|t| t.failed_seq)
+            .and_then(|seq| state.step(seq));
         let failed = failed.or_else(|| {
             // A run that failed with nothing to compensate never turned back: its last step failed.
             if status == RunStatus::Failed {
-                state.steps().iter().rev().find(|s| s.status == StepStatus::Failed && s.kind.is_forward())
+                state
+                    .steps()
+                    .iter()
+                    .rev()
+                    .find(|s| s.status == StepStatus::Failed && s.kind.is_forward())
             } else {
                 None
             }
         });
-        let first_back = state.turned_back().map_or(state.steps().len(), |t| t.first_seq as usize);
+        let first_back = state
+            .turned_back()
+            .map_or(state.steps().len(), |t| t.first_seq as usize);
         let compensation_errors = state.steps()[first_back..]
             .iter()
-            .filter(|s| s.status == StepStatus::Failed && matches!(s.kind, StepKind::Compensation | StepKind::OnFailure))
+            .filter(|s| {
+                s.status == StepStatus::Failed
+                    && matches!(s.kind, StepKind::Compensation | StepKind::OnFailure)
+            })
             .map(|s| (s.name.clone(), s.last_error.clone().unwrap_or_default()))
             .collect();
         Some(RunOutcome {
             run_key: state.run_key,
             run_id: state.run_id.clone(),
             status,
-            outputs: completed_outputs(state).into_iter().map(|(n, o)| (n.to_owned(), o.to_vec())).collect(),
+            outputs: completed_outputs(state)
+                .into_iter()
+                .map(|(n, o)| (n.to_owned(), o.to_vec()))
+                .collect(),
             output,
             error,
             failed_step: failed.map(|s| s.name.clone()),
@@ -77,7 +92,11 @@ pub struct FinishedCache {
 
 impl FinishedCache {
     pub fn new(capacity: usize) -> FinishedCache {
-        FinishedCache { map: HashMap::new(), order: VecDeque::new(), capacity }
+        FinishedCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
     }
 
     pub fn insert(&mut self, outcome: Arc<RunOutcome>) {

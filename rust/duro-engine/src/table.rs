@@ -90,7 +90,10 @@ impl RunTable {
                 index
             }
             None => {
-                self.slots.push(Slot { generation: 0, run: Some(run) });
+                self.slots.push(Slot {
+                    generation: 0,
+                    run: Some(run),
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -150,7 +153,9 @@ impl RunTable {
             .filter(|&h| {
                 let (index, _) = split(h);
                 self.slots[index].run.as_ref().is_some_and(|r| {
-                    matches!(r.phase, Phase::Blocked(_)) && r.state.workflow == name && r.state.version == version
+                    matches!(r.phase, Phase::Blocked(_))
+                        && r.state.workflow == name
+                        && r.state.version == version
                 })
             })
             .collect()
@@ -176,7 +181,13 @@ mod tests {
         ActiveRun {
             state: RunState::new(key, &started).unwrap(),
             wf: Arc::new(Registered {
-                def: WorkflowDef { name: "w".into(), version: "1".into(), steps: vec![], on_failure: None, timeout_ms: None },
+                def: WorkflowDef {
+                    name: "w".into(),
+                    version: "1".into(),
+                    steps: vec![],
+                    on_failure: None,
+                    timeout_ms: None,
+                },
                 lane: LaneId::Sync,
                 generation: 1,
             }),

@@ -67,7 +67,10 @@ impl Timers {
             Some(Reverse((at, _))) => Duration::from_millis(at - now_ms).min(MAX_NAP),
             None => MAX_NAP,
         };
-        let (heap, _) = self.cv.wait_timeout(heap, wait).unwrap_or_else(|p| p.into_inner());
+        let (heap, _) = self
+            .cv
+            .wait_timeout(heap, wait)
+            .unwrap_or_else(|p| p.into_inner());
         !heap.stopped
     }
 

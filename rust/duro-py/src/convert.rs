@@ -20,7 +20,10 @@ pub struct RecordedOutputs {
 
 impl RecordedOutputs {
     fn new(outputs: Vec<(String, Vec<u8>)>) -> RecordedOutputs {
-        let kept: Vec<(String, Vec<u8>)> = outputs.into_iter().filter(|(_, raw)| !raw.is_empty()).collect();
+        let kept: Vec<(String, Vec<u8>)> = outputs
+            .into_iter()
+            .filter(|(_, raw)| !raw.is_empty())
+            .collect();
         RecordedOutputs {
             order: kept.iter().map(|(name, _)| name.clone()).collect(),
             by_name: kept.into_iter().collect(),
@@ -53,13 +56,33 @@ impl RecordedOutputs {
 pub const WORK_RELEASE: u8 = 9;
 
 pub fn error_tuple<'py>(py: Python<'py>, error: &ErrorInfo) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, [error.error_type.clone().into_pyobject(py)?.into_any(), error.message.clone().into_pyobject(py)?.into_any(), pyo3::types::PyBool::new(py, error.retryable).to_owned().into_any()])
+    PyTuple::new(
+        py,
+        [
+            error.error_type.clone().into_pyobject(py)?.into_any(),
+            error.message.clone().into_pyobject(py)?.into_any(),
+            pyo3::types::PyBool::new(py, error.retryable)
+                .to_owned()
+                .into_any(),
+        ],
+    )
 }
 
-fn outputs_list<'py>(py: Python<'py>, outputs: &[(String, Vec<u8>)]) -> PyResult<Bound<'py, PyList>> {
+fn outputs_list<'py>(
+    py: Python<'py>,
+    outputs: &[(String, Vec<u8>)],
+) -> PyResult<Bound<'py, PyList>> {
     let items: Vec<Bound<'py, PyTuple>> = outputs
         .iter()
-        .map(|(name, bytes)| PyTuple::new(py, [name.into_pyobject(py)?.into_any(), PyBytes::new(py, bytes).into_any()]))
+        .map(|(name, bytes)| {
+            PyTuple::new(
+                py,
+                [
+                    name.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, bytes).into_any(),
+                ],
+            )
+        })
         .collect::<PyResult<_>>()?;
     PyList::new(py, items)
 }
@@ -69,9 +92,13 @@ fn outputs_list<'py>(py: Python<'py>, outputs: &[(String, Vec<u8>)]) -> PyResult
 /// `failure` is `None` or `(failed_step, (type, message, retryable), [completed step names])`.
 pub fn work<'py>(py: Python<'py>, work: Work) -> PyResult<Bound<'py, PyTuple>> {
     match work {
-        Work::Release { handle } => {
-            PyTuple::new(py, [WORK_RELEASE.into_pyobject(py)?.into_any(), handle.into_pyobject(py)?.into_any()])
-        }
+        Work::Release { handle } => PyTuple::new(
+            py,
+            [
+                WORK_RELEASE.into_pyobject(py)?.into_any(),
+                handle.into_pyobject(py)?.into_any(),
+            ],
+        ),
         Work::Execute(mut w) => {
             let load = match w.load.take() {
                 None => py.None().into_bound(py),
@@ -133,7 +160,10 @@ pub fn summary<'py>(py: Python<'py>, s: &RunSummary) -> PyResult<Bound<'py, PyDi
     d.set_item("current_step", &s.current_step)?;
     d.set_item("step_count", s.step_count)?;
     d.set_item("completed_step_count", s.completed_step_count)?;
-    d.set_item("error", s.error.as_ref().map(|e| error_tuple(py, e)).transpose()?)?;
+    d.set_item(
+        "error",
+        s.error.as_ref().map(|e| error_tuple(py, e)).transpose()?,
+    )?;
     d.set_item("wake_at_ms", s.wake_at_ms)?;
     d.set_item("event_count", s.event_count)?;
     Ok(d)
@@ -147,7 +177,13 @@ pub fn entry<'py>(py: Python<'py>, e: &JournalEntry) -> PyResult<Bound<'py, PyDi
     d.set_item("status", e.status.as_str())?;
     d.set_item("attempt", e.attempt)?;
     d.set_item("output", e.output.as_ref().map(|o| PyBytes::new(py, o)))?;
-    d.set_item("error", e.error.as_ref().map(|err| error_tuple(py, err)).transpose()?)?;
+    d.set_item(
+        "error",
+        e.error
+            .as_ref()
+            .map(|err| error_tuple(py, err))
+            .transpose()?,
+    )?;
     d.set_item("started_at_ms", e.started_at_ms)?;
     d.set_item("completed_at_ms", e.completed_at_ms)?;
     d.set_item("duration_ms", e.duration_ms())?;
@@ -161,7 +197,15 @@ pub fn outcome<'py>(py: Python<'py>, o: &RunOutcome) -> PyResult<Bound<'py, PyTu
     let compensation_errors: Vec<Bound<'py, PyTuple>> = o
         .compensation_errors
         .iter()
-        .map(|(name, err)| PyTuple::new(py, [name.into_pyobject(py)?.into_any(), error_tuple(py, err)?.into_any()]))
+        .map(|(name, err)| {
+            PyTuple::new(
+                py,
+                [
+                    name.into_pyobject(py)?.into_any(),
+                    error_tuple(py, err)?.into_any(),
+                ],
+            )
+        })
         .collect::<PyResult<_>>()?;
     PyTuple::new(
         py,

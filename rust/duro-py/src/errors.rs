@@ -10,18 +10,78 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(_core, DuroError, PyException, "Base class of every error duro raises.");
-create_exception!(_core, InvalidArgument, DuroError, "An argument is invalid; the message names it and says what is allowed.");
-create_exception!(_core, PayloadTooLarge, InvalidArgument, "An input, output or event payload is over the size limit.");
-create_exception!(_core, WorkflowNotFound, DuroError, "The workflow (name and version) is not defined in this process.");
-create_exception!(_core, RunNotFound, DuroError, "No run with this id exists in the store.");
-create_exception!(_core, RunEnded, DuroError, "The run already ended; the action is not possible any more.");
-create_exception!(_core, NonDeterminismError, DuroError, "A run's journal disagrees with the workflow's current definition.");
-create_exception!(_core, StoreError, DuroError, "The store failed; the message says where and what to do.");
-create_exception!(_core, StoreLocked, StoreError, "The embedded store is open in another process.");
-create_exception!(_core, StoreFailed, StoreError, "The store stopped accepting writes (e.g. a failed fsync); reopen it to recover.");
-create_exception!(_core, CorruptionError, StoreError, "Stored data is corrupt; the message names the file and offset.");
-create_exception!(_core, NewerFormat, StoreError, "The store was written by a newer duro.");
+create_exception!(
+    _core,
+    DuroError,
+    PyException,
+    "Base class of every error duro raises."
+);
+create_exception!(
+    _core,
+    InvalidArgument,
+    DuroError,
+    "An argument is invalid; the message names it and says what is allowed."
+);
+create_exception!(
+    _core,
+    PayloadTooLarge,
+    InvalidArgument,
+    "An input, output or event payload is over the size limit."
+);
+create_exception!(
+    _core,
+    WorkflowNotFound,
+    DuroError,
+    "The workflow (name and version) is not defined in this process."
+);
+create_exception!(
+    _core,
+    RunNotFound,
+    DuroError,
+    "No run with this id exists in the store."
+);
+create_exception!(
+    _core,
+    RunEnded,
+    DuroError,
+    "The run already ended; the action is not possible any more."
+);
+create_exception!(
+    _core,
+    NonDeterminismError,
+    DuroError,
+    "A run's journal disagrees with the workflow's current definition."
+);
+create_exception!(
+    _core,
+    StoreError,
+    DuroError,
+    "The store failed; the message says where and what to do."
+);
+create_exception!(
+    _core,
+    StoreLocked,
+    StoreError,
+    "The embedded store is open in another process."
+);
+create_exception!(
+    _core,
+    StoreFailed,
+    StoreError,
+    "The store stopped accepting writes (e.g. a failed fsync); reopen it to recover."
+);
+create_exception!(
+    _core,
+    CorruptionError,
+    StoreError,
+    "Stored data is corrupt; the message names the file and offset."
+);
+create_exception!(
+    _core,
+    NewerFormat,
+    StoreError,
+    "The store was written by a newer duro."
+);
 create_exception!(_core, EngineClosed, DuroError, "The engine was closed.");
 create_exception!(
     _core,
@@ -33,15 +93,21 @@ create_exception!(
 fn store_error(error: &RustStoreError) -> PyErr {
     let message = error.to_string();
     match error {
-        RustStoreError::Locked { .. } | RustStoreError::LockedHere { .. } => StoreLocked::new_err(message),
-        RustStoreError::IndexCorrupt { .. } | RustStoreError::BadRecord { .. } | RustStoreError::LogBehindIndex { .. } => {
+        RustStoreError::Locked { .. } | RustStoreError::LockedHere { .. } => {
+            StoreLocked::new_err(message)
+        }
+        RustStoreError::IndexCorrupt { .. }
+        | RustStoreError::BadRecord { .. }
+        | RustStoreError::LogBehindIndex { .. } => CorruptionError::new_err(message),
+        RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => {
             CorruptionError::new_err(message)
         }
-        RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => CorruptionError::new_err(message),
-        RustStoreError::NewerFormat { .. } | RustStoreError::Wal(duro_wal::WalError::NewerFormat { .. }) => {
+        RustStoreError::NewerFormat { .. }
+        | RustStoreError::Wal(duro_wal::WalError::NewerFormat { .. }) => {
             NewerFormat::new_err(message)
         }
-        RustStoreError::Failed { .. } | RustStoreError::Wal(duro_wal::WalError::Poisoned { .. }) => StoreFailed::new_err(message),
+        RustStoreError::Failed { .. }
+        | RustStoreError::Wal(duro_wal::WalError::Poisoned { .. }) => StoreFailed::new_err(message),
         RustStoreError::Closed => EngineClosed::new_err(message),
         RustStoreError::UnknownRun { .. } => RunNotFound::new_err(message),
         RustStoreError::RunEnded { .. } => RunEnded::new_err(message),

@@ -68,9 +68,17 @@ fn parse_duration(text: &str, field: &str) -> PyResult<u64> {
 /// The delay before the attempt after `failed_attempt`, for a policy and a
 /// run/step (deterministic jitter): lets Python show and test the schedule.
 #[pyfunction]
-fn retry_delay_ms(policy: RetryTuple, failed_attempt: u32, run_id: &str, seq: u32) -> PyResult<u64> {
+fn retry_delay_ms(
+    policy: RetryTuple,
+    failed_attempt: u32,
+    run_id: &str,
+    seq: u32,
+) -> PyResult<u64> {
     let policy = retry_policy(policy)?;
-    Ok(policy.delay_ms(failed_attempt, duro_core::retry::jitter_seed(run_id, seq, failed_attempt)))
+    Ok(policy.delay_ms(
+        failed_attempt,
+        duro_core::retry::jitter_seed(run_id, seq, failed_attempt),
+    ))
 }
 
 /// One engine over one store.
@@ -105,7 +113,10 @@ impl Core {
         if let Some(v) = max_recovery_attempts {
             limits.max_recovery_attempts = v;
         }
-        let mut config = EngineConfig { limits, ..EngineConfig::default() };
+        let mut config = EngineConfig {
+            limits,
+            ..EngineConfig::default()
+        };
         if let Some(v) = finished_capacity {
             config.finished_capacity = v;
         }
@@ -116,7 +127,9 @@ impl Core {
                     let mut wal = WalOptions::default();
                     // Records hold a payload plus framing; keep room for the largest payload,
                     // and segments big enough for the largest record.
-                    wal.max_record_size = wal.max_record_size.max((config.limits.max_payload_bytes as u32).saturating_mul(2));
+                    wal.max_record_size = wal
+                        .max_record_size
+                        .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
                     wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
                     if let Some(size) = segment_size {
                         wal.segment_size = size;
@@ -124,12 +137,24 @@ impl Core {
                     if !fsync {
                         wal.sync = SyncMode::None;
                     }
-                    Arc::new(EmbeddedStore::open(dir, EmbeddedOptions { wal, ..EmbeddedOptions::default() }).map_err(store_to_py)?)
+                    Arc::new(
+                        EmbeddedStore::open(
+                            dir,
+                            EmbeddedOptions {
+                                wal,
+                                ..EmbeddedOptions::default()
+                            },
+                        )
+                        .map_err(store_to_py)?,
+                    )
                 }
             };
             let description = store.describe();
             let engine = Engine::open(store, config, Arc::new(SystemClock)).map_err(to_py)?;
-            Ok(Core { engine, description })
+            Ok(Core {
+                engine,
+                description,
+            })
         })
     }
 
@@ -142,7 +167,14 @@ impl Core {
         name: String,
         version: String,
         lane: u8,
-        steps: Vec<(String, u8, Option<u64>, Option<u64>, Option<RetryTuple>, Option<RetryTuple>)>,
+        steps: Vec<(
+            String,
+            u8,
+            Option<u64>,
+            Option<u64>,
+            Option<RetryTuple>,
+            Option<RetryTuple>,
+        )>,
         on_failure_retry: Option<RetryTuple>,
         timeout_ms: Option<u64>,
     ) -> PyResult<u64> {
@@ -150,14 +182,25 @@ impl Core {
         for (step_name, kind, duration_ms, step_timeout_ms, retry, compensate) in steps {
             let kind = match kind {
                 0 => StepDefKind::Task,
-                1 => StepDefKind::Sleep { duration_ms: duration_ms.unwrap_or(0) },
-                2 => StepDefKind::WaitEvent { timeout_ms: step_timeout_ms },
-                other => return Err(InvalidArgument::new_err(format!("unknown step kind {other}"))),
+                1 => StepDefKind::Sleep {
+                    duration_ms: duration_ms.unwrap_or(0),
+                },
+                2 => StepDefKind::WaitEvent {
+                    timeout_ms: step_timeout_ms,
+                },
+                other => {
+                    return Err(InvalidArgument::new_err(format!(
+                        "unknown step kind {other}"
+                    )))
+                }
             };
             defs.push(StepDef {
                 name: step_name,
                 kind,
-                retry: retry.map(retry_policy).transpose()?.unwrap_or_else(RetryPolicy::no_retry),
+                retry: retry
+                    .map(retry_policy)
+                    .transpose()?
+                    .unwrap_or_else(RetryPolicy::no_retry),
                 compensate: compensate.map(retry_policy).transpose()?,
             });
         }
@@ -168,7 +211,11 @@ impl Core {
             on_failure: on_failure_retry.map(retry_policy).transpose()?,
             timeout_ms,
         };
-        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+        let lane = if lane == 1 {
+            LaneId::Async
+        } else {
+            LaneId::Sync
+        };
         self.engine.register(def, lane).map_err(to_py)
     }
 
@@ -185,36 +232,71 @@ impl Core {
         delay_ms: Option<u64>,
     ) -> PyResult<(u64, bool, (u64, bool))> {
         let input = input.as_bytes().to_vec();
-        let started = self.engine.start(workflow, version, run_id, input, delay_ms).map_err(to_py)?;
-        Ok((started.run_key, started.created, receipt_tuple(started.receipt)))
+        let started = self
+            .engine
+            .start(workflow, version, run_id, input, delay_ms)
+            .map_err(to_py)?;
+        Ok((
+            started.run_key,
+            started.created,
+            receipt_tuple(started.receipt),
+        ))
     }
 
     /// Blocks (GIL released) until the receipt's append is durable.
     fn wait_durable(&self, py: Python<'_>, receipt: (u64, bool)) -> PyResult<()> {
-        let receipt = Receipt { position: receipt.0, durable: receipt.1 };
-        py.detach(|| self.engine.wait_durable(receipt)).map_err(to_py)
+        let receipt = Receipt {
+            position: receipt.0,
+            durable: receipt.1,
+        };
+        py.detach(|| self.engine.wait_durable(receipt))
+            .map_err(to_py)
     }
 
     /// The next work of a lane (see `convert::work`), waiting up to `timeout_s`; `None` on timeout.
-    fn next_work<'py>(&self, py: Python<'py>, lane: u8, timeout_s: f64) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+    fn next_work<'py>(
+        &self,
+        py: Python<'py>,
+        lane: u8,
+        timeout_s: f64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let lane = if lane == 1 {
+            LaneId::Async
+        } else {
+            LaneId::Sync
+        };
         // Fast path without releasing the GIL: work is usually waiting.
         let ready = self.engine.take_work(lane, 1).map_err(to_py)?;
         if let Some(work) = ready.into_iter().next() {
             return convert::work(py, work).map(Some);
         }
         let timeout = Duration::from_secs_f64(timeout_s.max(0.0));
-        match py.detach(|| self.engine.next_work(lane, timeout)).map_err(to_py)? {
+        match py
+            .detach(|| self.engine.next_work(lane, timeout))
+            .map_err(to_py)?
+        {
             Some(work) => convert::work(py, work).map(Some),
             None => Ok(None),
         }
     }
 
     /// Up to `max` works of a lane, without waiting (for event loops).
-    fn take_work<'py>(&self, py: Python<'py>, lane: u8, max: usize) -> PyResult<Bound<'py, PyList>> {
-        let lane = if lane == 1 { LaneId::Async } else { LaneId::Sync };
+    fn take_work<'py>(
+        &self,
+        py: Python<'py>,
+        lane: u8,
+        max: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let lane = if lane == 1 {
+            LaneId::Async
+        } else {
+            LaneId::Sync
+        };
         let works = self.engine.take_work(lane, max).map_err(to_py)?;
-        let items: Vec<Bound<'py, PyTuple>> = works.into_iter().map(|w| convert::work(py, w)).collect::<PyResult<_>>()?;
+        let items: Vec<Bound<'py, PyTuple>> = works
+            .into_iter()
+            .map(|w| convert::work(py, w))
+            .collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
@@ -230,8 +312,17 @@ impl Core {
         output: &Bound<'_, PyBytes>,
         inline: bool,
     ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
-        let next = self.engine.step_succeeded_inline(handle, seq, attempt, output.as_bytes().to_vec(), inline).map_err(to_py)?;
-        next.map(|(work, position)| Ok((convert::work(py, duro_engine::Work::Execute(work))?, position))).transpose()
+        let next = self
+            .engine
+            .step_succeeded_inline(handle, seq, attempt, output.as_bytes().to_vec(), inline)
+            .map_err(to_py)?;
+        next.map(|(work, position)| {
+            Ok((
+                convert::work(py, duro_engine::Work::Execute(work))?,
+                position,
+            ))
+        })
+        .transpose()
     }
 
     /// Reports a step's failure; `inline` as in `step_ok`.
@@ -248,9 +339,22 @@ impl Core {
         retryable: bool,
         inline: bool,
     ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
-        let error = ErrorInfo { error_type, message, retryable };
-        let next = self.engine.step_failed_inline(handle, seq, attempt, error, inline).map_err(to_py)?;
-        next.map(|(work, position)| Ok((convert::work(py, duro_engine::Work::Execute(work))?, position))).transpose()
+        let error = ErrorInfo {
+            error_type,
+            message,
+            retryable,
+        };
+        let next = self
+            .engine
+            .step_failed_inline(handle, seq, attempt, error, inline)
+            .map_err(to_py)?;
+        next.map(|(work, position)| {
+            Ok((
+                convert::work(py, duro_engine::Work::Execute(work))?,
+                position,
+            ))
+        })
+        .transpose()
     }
 
     /// Every receipt position at or below this is durable.
@@ -258,37 +362,62 @@ impl Core {
         self.engine.durable_position()
     }
 
-    fn send_event(&self, py: Python<'_>, run_key: u64, name: &str, payload: &Bound<'_, PyBytes>) -> PyResult<(u64, bool)> {
+    fn send_event(
+        &self,
+        py: Python<'_>,
+        run_key: u64,
+        name: &str,
+        payload: &Bound<'_, PyBytes>,
+    ) -> PyResult<(u64, bool)> {
         let payload = payload.as_bytes().to_vec();
-        py.detach(|| self.engine.send_event(run_key, name, payload)).map(receipt_tuple).map_err(to_py)
+        py.detach(|| self.engine.send_event(run_key, name, payload))
+            .map(receipt_tuple)
+            .map_err(to_py)
     }
 
     fn pause(&self, py: Python<'_>, run_key: u64) -> PyResult<(u64, bool)> {
-        py.detach(|| self.engine.pause(run_key)).map(receipt_tuple).map_err(to_py)
+        py.detach(|| self.engine.pause(run_key))
+            .map(receipt_tuple)
+            .map_err(to_py)
     }
 
     fn resume(&self, py: Python<'_>, run_key: u64) -> PyResult<(u64, bool)> {
-        py.detach(|| self.engine.resume(run_key)).map(receipt_tuple).map_err(to_py)
+        py.detach(|| self.engine.resume(run_key))
+            .map(receipt_tuple)
+            .map_err(to_py)
     }
 
     fn cancel(&self, py: Python<'_>, run_key: u64, compensate: bool) -> PyResult<(u64, bool)> {
-        py.detach(|| self.engine.cancel(run_key, compensate)).map(receipt_tuple).map_err(to_py)
+        py.detach(|| self.engine.cancel(run_key, compensate))
+            .map(receipt_tuple)
+            .map_err(to_py)
     }
 
     /// The summary dict of a run by id, or `None`.
-    fn lookup<'py>(&self, py: Python<'py>, run_id: &str) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: &str,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
         let found = py.detach(|| self.engine.lookup(run_id)).map_err(to_py)?;
         found.map(|s| convert::summary(py, &s)).transpose()
     }
 
-    fn summary<'py>(&self, py: Python<'py>, run_key: u64) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+    fn summary<'py>(
+        &self,
+        py: Python<'py>,
+        run_key: u64,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
         let found = py.detach(|| self.engine.summary(run_key)).map_err(to_py)?;
         found.map(|s| convert::summary(py, &s)).transpose()
     }
 
     fn journal<'py>(&self, py: Python<'py>, run_key: u64) -> PyResult<Bound<'py, PyList>> {
         let entries = py.detach(|| self.engine.journal(run_key)).map_err(to_py)?;
-        let items: Vec<_> = entries.iter().map(|e| convert::entry(py, e)).collect::<PyResult<_>>()?;
+        let items: Vec<_> = entries
+            .iter()
+            .map(|e| convert::entry(py, e))
+            .collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
@@ -311,20 +440,38 @@ impl Core {
                 ))
             })?);
         }
-        let filter = RunFilter { statuses: parsed, workflow, created_after_ms, created_before_ms, limit };
+        let filter = RunFilter {
+            statuses: parsed,
+            workflow,
+            created_after_ms,
+            created_before_ms,
+            limit,
+        };
         let found = py.detach(|| self.engine.list(&filter)).map_err(to_py)?;
-        let items: Vec<_> = found.iter().map(|s| convert::summary(py, s)).collect::<PyResult<_>>()?;
+        let items: Vec<_> = found
+            .iter()
+            .map(|s| convert::summary(py, s))
+            .collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
     /// Waits (GIL released) for the run to end: the outcome tuple, `("blocked", reason)`, or `None` on timeout.
     #[pyo3(signature = (run_key, timeout_s=None))]
-    fn wait_finished<'py>(&self, py: Python<'py>, run_key: u64, timeout_s: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn wait_finished<'py>(
+        &self,
+        py: Python<'py>,
+        run_key: u64,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout_s.map(|t| Duration::from_secs_f64(t.max(0.0)));
-        let waited = py.detach(|| self.engine.wait_finished(run_key, timeout)).map_err(to_py)?;
+        let waited = py
+            .detach(|| self.engine.wait_finished(run_key, timeout))
+            .map_err(to_py)?;
         match waited {
             Wait::Finished(outcome) => Ok(convert::outcome(py, &outcome)?.into_any()),
-            Wait::Blocked(reason) => Ok(PyTuple::new(py, ["blocked".to_string(), reason])?.into_any()),
+            Wait::Blocked(reason) => {
+                Ok(PyTuple::new(py, ["blocked".to_string(), reason])?.into_any())
+            }
             Wait::TimedOut => Ok(py.None().into_bound(py)),
         }
     }
@@ -401,6 +548,9 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(validate_retry, module)?)?;
     module.add_function(wrap_pyfunction!(retry_delay_ms, module)?)?;
     module.add("WORK_RELEASE", convert::WORK_RELEASE)?;
-    module.add("EVENT_FORMAT_VERSION", duro_core::journal::EVENT_FORMAT_VERSION)?;
+    module.add(
+        "EVENT_FORMAT_VERSION",
+        duro_core::journal::EVENT_FORMAT_VERSION,
+    )?;
     Ok(())
 }

@@ -40,7 +40,12 @@ impl World {
     /// The outcome of calling user code: a pure function of what it is and
     /// how many failures were recorded before, so a re-execution after a
     /// crash behaves like the attempt the crash interrupted.
-    pub fn call(&self, kind: StepKind, index: Option<usize>, failures: u32) -> Result<Vec<u8>, ErrorInfo> {
+    pub fn call(
+        &self,
+        kind: StepKind,
+        index: Option<usize>,
+        failures: u32,
+    ) -> Result<Vec<u8>, ErrorInfo> {
         let id = index.map_or(999, |i| i as u64);
         let roll = mix(self.seed ^ mix((kind.code() as u64) << 40 | id << 8 | failures as u64));
         let fail_pct = match kind {
@@ -49,7 +54,11 @@ impl World {
         };
         if roll % 100 < fail_pct {
             let retryable = (roll >> 8) % 10 < 8;
-            Err(ErrorInfo::new("Boom", format!("{kind} {id} failure {failures}"), retryable))
+            Err(ErrorInfo::new(
+                "Boom",
+                format!("{kind} {id} failure {failures}"),
+                retryable,
+            ))
         } else {
             Ok(format!("{kind}-{id}-{failures}").into_bytes())
         }
@@ -109,7 +118,17 @@ impl Sim {
         let first = started(&def, 0, start_at_ms);
         let state = RunState::new(1, &first).unwrap();
         let delivered = vec![None; world.inputs.len()];
-        Sim { def, limits: Limits::default(), world, groups: vec![vec![first]], delivered, state, now: 0, executions: 0, crashes_done: 0 }
+        Sim {
+            def,
+            limits: Limits::default(),
+            world,
+            groups: vec![vec![first]],
+            delivered,
+            state,
+            now: 0,
+            executions: 0,
+            crashes_done: 0,
+        }
     }
 
     fn push(&mut self, out: &mut Vec<Event>) {
@@ -137,12 +156,19 @@ impl Sim {
 
     fn deliver_due_inputs(&mut self) {
         for i in 0..self.world.inputs.len() {
-            if self.delivered[i].is_some() || self.world.inputs[i].0 > self.now || self.state.is_finished() {
+            if self.delivered[i].is_some()
+                || self.world.inputs[i].0 > self.now
+                || self.state.is_finished()
+            {
                 continue;
             }
             let at_ms = self.now;
             let event = match self.world.inputs[i].1.clone() {
-                Input::Event { name, payload } => Event::EventReceived { name, payload, at_ms },
+                Input::Event { name, payload } => Event::EventReceived {
+                    name,
+                    payload,
+                    at_ms,
+                },
                 Input::Pause if !self.state.is_paused() => Event::Paused { at_ms },
                 Input::Resume if self.state.is_paused() => Event::Resumed { at_ms },
                 Input::Cancel { compensate } => Event::CancelRequested { compensate, at_ms },
@@ -195,9 +221,15 @@ impl Sim {
                 // original run saw it before deciding.
                 continue;
             }
-            let action = linear::next_action(&mut self.state, &self.def, &self.limits, self.now, &mut out).unwrap();
+            let action =
+                linear::next_action(&mut self.state, &self.def, &self.limits, self.now, &mut out)
+                    .unwrap();
             self.push(&mut out);
-            if !matches!(action, Action::Finished) && pending_crashes.first().is_some_and(|c| self.groups.len() >= c.after_groups) {
+            if !matches!(action, Action::Finished)
+                && pending_crashes
+                    .first()
+                    .is_some_and(|c| self.groups.len() >= c.after_groups)
+            {
                 // The decision's events may be lost; decide again after recovery.
                 maybe_crash(self, &mut pending_crashes);
                 continue;
@@ -208,12 +240,27 @@ impl Sim {
                     self.executions += 1;
                     let failures = self.state.step(exec.seq).unwrap().failures;
                     match self.world.call(exec.kind, exec.step_index, failures) {
-                        Ok(output) => {
-                            linear::step_succeeded(&mut self.state, exec.seq, exec.attempt, output, self.now, &mut out).unwrap()
-                        }
+                        Ok(output) => linear::step_succeeded(
+                            &mut self.state,
+                            exec.seq,
+                            exec.attempt,
+                            output,
+                            self.now,
+                            &mut out,
+                        )
+                        .unwrap(),
                         Err(error) => {
-                            linear::step_failed(&mut self.state, &self.def, exec.seq, exec.attempt, error, &self.limits, self.now, &mut out)
-                                .unwrap();
+                            linear::step_failed(
+                                &mut self.state,
+                                &self.def,
+                                exec.seq,
+                                exec.attempt,
+                                error,
+                                &self.limits,
+                                self.now,
+                                &mut out,
+                            )
+                            .unwrap();
                         }
                     }
                     self.push(&mut out);
@@ -247,7 +294,10 @@ impl Sim {
         Final {
             outcome: self.state.outcome().cloned(),
             stuck,
-            outputs: linear::completed_outputs(&self.state).into_iter().map(|(n, o)| (n.to_owned(), o.to_vec())).collect(),
+            outputs: linear::completed_outputs(&self.state)
+                .into_iter()
+                .map(|(n, o)| (n.to_owned(), o.to_vec()))
+                .collect(),
             compensated: self
                 .state
                 .steps()
@@ -255,17 +305,40 @@ impl Sim {
                 .filter(|s| s.kind == StepKind::Compensation && s.status == StepStatus::Completed)
                 .map(|s| s.name.clone())
                 .collect(),
-            steps: self.state.steps().iter().map(|s| (s.seq, s.kind, s.name.clone(), s.status == StepStatus::Completed)).collect(),
+            steps: self
+                .state
+                .steps()
+                .iter()
+                .map(|s| {
+                    (
+                        s.seq,
+                        s.kind,
+                        s.name.clone(),
+                        s.status == StepStatus::Completed,
+                    )
+                })
+                .collect(),
         }
     }
 }
 
 pub fn policy(max_attempts: u32, initial_delay_ms: Millis) -> RetryPolicy {
-    RetryPolicy::builder().max_attempts(max_attempts).initial_delay_ms(initial_delay_ms).jitter(0.0).build().unwrap()
+    RetryPolicy::builder()
+        .max_attempts(max_attempts)
+        .initial_delay_ms(initial_delay_ms)
+        .jitter(0.0)
+        .build()
+        .unwrap()
 }
 
 pub fn def(steps: Vec<StepDef>) -> WorkflowDef {
-    WorkflowDef { name: "wf".into(), version: "1".into(), steps, on_failure: None, timeout_ms: None }
+    WorkflowDef {
+        name: "wf".into(),
+        version: "1".into(),
+        steps,
+        on_failure: None,
+        timeout_ms: None,
+    }
 }
 
 pub fn task(name: &str) -> StepDef {
