@@ -102,6 +102,8 @@ fn store_error(error: &RustStoreError) -> PyErr {
         RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => {
             CorruptionError::new_err(message)
         }
+        RustStoreError::AppendTooLarge { .. } => PayloadTooLarge::new_err(message),
+        RustStoreError::UnknownRecordType { .. } => NewerFormat::new_err(message),
         RustStoreError::NewerFormat { .. }
         | RustStoreError::Wal(duro_wal::WalError::NewerFormat { .. }) => {
             NewerFormat::new_err(message)

@@ -121,15 +121,17 @@ impl Core {
             config.finished_capacity = v;
         }
         py.detach(move || {
+            // An append holds a payload plus framing; keep room for the largest payload,
+            // the same in both stores.
+            let max_append = WalOptions::default()
+                .max_record_size
+                .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
             let store: Arc<dyn Store> = match &path {
-                None => Arc::new(MemoryStore::new()),
+                None => Arc::new(MemoryStore::with_max_append_bytes(u64::from(max_append))),
                 Some(dir) => {
                     let mut wal = WalOptions::default();
-                    // Records hold a payload plus framing; keep room for the largest payload,
-                    // and segments big enough for the largest record.
-                    wal.max_record_size = wal
-                        .max_record_size
-                        .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
+                    // Segments big enough for the largest record.
+                    wal.max_record_size = max_append;
                     wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
                     if let Some(size) = segment_size {
                         wal.segment_size = size;
