@@ -146,3 +146,22 @@ async def test_hanging_timed_sync_steps_of_an_async_workflow_do_not_starve_the_o
             assert result.value == {"first": 1, "quick": 2}
     finally:
         gate.set()
+
+
+async def test_run_many_async_starts_many_runs_with_one_durability_wait(tmp_path: Path, name: str) -> None:
+    async def double(i: int) -> int:
+        return i * 2
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name).step("double", double)
+        handles = await flow.run_many_async(range(20), engine=engine, run_ids=[f"m{i}" for i in range(20)])
+        assert [h.run_id for h in handles] == [f"m{i}" for i in range(20)]
+        results = await asyncio.gather(*(h.result_async(timeout=60) for h in handles))
+        assert [r.value for r in results] == [{"double": i * 2} for i in range(20)]
+        again = await flow.run_many_async([100, 200], engine=engine, run_ids=["m0", "new"])
+        assert [h.run_id for h in again] == ["m0", "new"], "an existing run id gives that run's handle"
+        assert (await again[0].result_async(timeout=60)).value == {"double": 0}
+        sync_flow = duro.workflow(name + "-sync").step("inc", lambda i: i + 1)
+        sync_handles = await sync_flow.run_many_async([1, 2], engine=engine)
+        assert [(await h.result_async(timeout=60)).value for h in sync_handles] == [{"inc": 2}, {"inc": 3}]
+        assert await flow.run_many_async([], engine=engine) == []

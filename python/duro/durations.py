@@ -8,9 +8,12 @@ from datetime import timedelta
 from typing import Optional, Union
 
 from . import _core
-from .errors import InvalidArgument
+from .errors import InvalidArgument, InvalidArgumentType
 
 Duration = Union[str, int, float, timedelta]
+
+#: The longest duration (about 292 million years: what milliseconds in an i64 hold).
+MAX_SECONDS = float((1 << 63) // 1000 - 1)
 
 
 def to_ms(value: Optional[Duration], field: str) -> Optional[int]:
@@ -26,10 +29,12 @@ def to_ms(value: Optional[Duration], field: str) -> Optional[int]:
     elif isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        raise InvalidArgument(
+        raise InvalidArgumentType(
             f"invalid {field}: expected a duration (\"500ms\", \"30s\", \"10m\", seconds, or a timedelta), "
             f"got {type(value).__name__}"
         )
     if not math.isfinite(seconds) or seconds < 0:
         raise InvalidArgument(f"invalid {field}: duration must be finite and not negative, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise InvalidArgument(f"invalid {field}: {value!r} is too long; durations go up to {MAX_SECONDS:.0f} seconds")
     return int(round(seconds * 1000))

@@ -8,16 +8,17 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _core
+from . import _args, _core
 from ._async_lane import AsyncDriver
 from ._runner import Runner, describe
 from ._sync_lane import SyncWorkers
 from .codec import Codec, JsonCodec
 from .durations import Duration, to_ms
-from .errors import DuroError, InvalidArgument, RunNotFound, SerializationError
+from .errors import DuroError, InvalidArgument, InvalidArgumentType, RunNotFound, SerializationError
 from .handle import RunHandle
 from .results import CompensationError, JournalEntry, RunError, RunMeta, RunResult, _time, entry_from, meta_from
 from .workflow import REGISTRY, Workflow, new_run_id
@@ -68,12 +69,17 @@ class Engine:
     ) -> None:
         if _FORKED:
             pass  # engines of the parent are unusable here; opening a new one is fine
-        memory = path is None or os.fspath(path) == ":memory:"
-        self.path: Optional[Path] = None if memory else Path(os.fspath(path))  # type: ignore[arg-type]
+        location = _args.store_path(path)
+        self.path: Optional[Path] = None if location is None or location == ":memory:" else Path(location)
         if codec is not None and not isinstance(codec, Codec):
-            raise InvalidArgument("codec must have a name and encode/decode methods (see duro.Codec)")
-        if not isinstance(workers, int) or workers < 1:
-            raise InvalidArgument(f"workers must be a positive int, got {workers!r}")
+            raise InvalidArgumentType("codec must have a name and encode/decode methods (see duro.Codec)")
+        _args.positive_int(workers, "workers", "workers=8")
+        _args.optional_positive_int(max_payload_bytes, "max_payload_bytes", "max_payload_bytes=1 << 20", 1 << 30)
+        _args.optional_positive_int(max_recovery_attempts, "max_recovery_attempts", "max_recovery_attempts=50", (1 << 32) - 1)
+        _args.optional_positive_int(segment_size, "segment_size", "segment_size=8 << 20")
+        _args.flag(fsync, "fsync")
+        if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
+            raise InvalidArgumentType(f"loop must be an asyncio event loop or None, got {type(loop).__name__}")
         self.codec: Codec = codec or JsonCodec()
         self.fsync = fsync
         self._pid = os.getpid()
@@ -260,7 +266,37 @@ class Engine:
         run_ids: Optional[Sequence[Optional[str]]] = None,
         delay: Optional[Duration] = None,
     ) -> List[RunHandle]:
-        inputs = list(inputs)
+        """Starts many runs with one shared wait for durability (``workflow.run_many`` calls this)."""
+        handles, last = self._begin_many(workflow, inputs, run_ids, delay)
+        if last is not None:
+            self._core.wait_durable(last)
+        return handles
+
+    async def start_many_async(
+        self,
+        workflow: Workflow,
+        inputs: Iterable[Any],
+        *,
+        run_ids: Optional[Sequence[Optional[str]]] = None,
+        delay: Optional[Duration] = None,
+    ) -> List[RunHandle]:
+        handles, last = self._begin_many(workflow, inputs, run_ids, delay)
+        if last is not None:
+            await self._durable_async(last)
+        return handles
+
+    def _begin_many(
+        self,
+        workflow: Workflow,
+        inputs: Iterable[Any],
+        run_ids: Optional[Sequence[Optional[str]]],
+        delay: Optional[Duration],
+    ) -> Tuple[List[RunHandle], Optional[Tuple[int, bool]]]:
+        inputs = _args.inputs(inputs)
+        if run_ids is not None and (isinstance(run_ids, (str, bytes)) or not isinstance(run_ids, Sequence)):
+            raise InvalidArgumentType(
+                f"run_ids must be a list with one run id (or None) per input, got {type(run_ids).__name__}"
+            )
         if run_ids is not None and len(run_ids) != len(inputs):
             raise InvalidArgument(f"run_ids has {len(run_ids)} items but there are {len(inputs)} inputs")
         handles = []
@@ -270,9 +306,7 @@ class Engine:
             handles.append(handle)
             if last is None or receipt[0] >= last[0]:
                 last = receipt
-        if last is not None:
-            self._core.wait_durable(last)
-        return handles
+        return handles, last
 
     async def _durable_async(self, receipt: Tuple[int, bool]) -> None:
         if receipt[1]:
@@ -288,6 +322,7 @@ class Engine:
     def handle(self, run_id: str) -> RunHandle:
         """The handle of an existing run (raises :class:`duro.RunNotFound`)."""
         self._check_usable()
+        _args.text(run_id, "run_id", 'engine.handle("o-1")')
         summary = self._core.lookup(run_id)
         if summary is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self._core.description}")
@@ -301,18 +336,21 @@ class Engine:
         status: Union[str, Sequence[str], None] = None,
         workflow: Optional[str] = None,
         limit: int = 50,
-        created_after: Optional[float] = None,
-        created_before: Optional[float] = None,
+        created_after: Union[float, datetime, None] = None,
+        created_before: Union[float, datetime, None] = None,
     ) -> List[RunMeta]:
         """Runs, newest first, filtered by status (one or several), workflow name and
-        creation time (Unix timestamps in seconds)."""
+        creation time (Unix timestamps in seconds, or datetimes). ``limit`` is at least 1."""
         self._check_usable()
-        statuses = [status] if isinstance(status, str) else list(status) if status is not None else None
+        statuses = _args.statuses(status)
+        if workflow is not None:
+            _args.text(workflow, "workflow", 'workflow="order-flow" or workflow=flow.name')
+        limit = _args.positive_int(limit, "limit", "limit=50")
         rows = self._core.runs(
             statuses,
             workflow,
-            None if created_after is None else int(created_after * 1000),
-            None if created_before is None else int(created_before * 1000),
+            _args.timestamp_ms(created_after, "created_after"),
+            _args.timestamp_ms(created_before, "created_before"),
             limit,
         )
         return [meta_from(row, self._core.blocked_reason(row["run_key"])) for row in rows]

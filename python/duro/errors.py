@@ -28,6 +28,7 @@ __all__ = [
     "EngineClosed",
     "EventTimeout",
     "InvalidArgument",
+    "InvalidArgumentType",
     "NewerFormat",
     "NonDeterminismError",
     "NonRetryableError",
@@ -69,3 +70,8 @@ class EventTimeout(DuroError):
 
 class ResultTimeout(DuroError, TimeoutError):
     """``handle.result(timeout=...)`` gave up waiting; the run goes on."""
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument of the wrong type. Also a ``TypeError``, so code that catches
+    ``TypeError`` keeps working; ``except duro.InvalidArgument`` catches it too."""

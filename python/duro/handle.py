@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from . import _args
 from .errors import NonDeterminismError, ResultTimeout
 from .results import JournalEntry, RunMeta, RunResult
 
@@ -49,18 +50,20 @@ class RunHandle:
         cannot continue because the workflow's steps changed."""
         engine = self.engine
         engine._check_usable()
-        outcome = engine._core.wait_finished(self._run_key, timeout)
+        wait = _args.wait_seconds(timeout)
+        outcome = engine._core.wait_finished(self._run_key, wait)
         return self._interpret(outcome, timeout)
 
     async def result_async(self, timeout: Optional[float] = None) -> RunResult:
         """Like :meth:`result`, without blocking the event loop."""
         engine = self.engine
         engine._check_usable()
+        wait = _args.wait_seconds(timeout)
         waiter = engine._async_driver().watch_finished(self._run_key)
         timer = None
-        if timeout is not None:
+        if wait is not None:
             # Cheaper than asyncio.wait_for (one timer, no extra task): this runs once per run.
-            timer = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
+            timer = asyncio.get_running_loop().call_later(wait, _expire, waiter)
         try:
             await waiter
         except _Expired:
@@ -111,6 +114,7 @@ class RunHandle:
         ``wait_for_event(name)`` step receives ``payload``. Events sent before
         the wait starts are kept for it."""
         engine = self.engine
+        _args.text(name, "the event name", 'send_event("approved", payload)')
         receipt = engine._core.send_event(self._run_key, name, engine._encode(payload, f"payload of event {name!r}"))
         engine._core.wait_durable(receipt)
 
@@ -124,10 +128,11 @@ class RunHandle:
     def cancel(self, compensate: bool = False) -> None:
         """Cancels the run at its next step boundary; with ``compensate=True`` the
         compensations of its completed steps run first, in reverse order."""
-        self.engine._core.wait_durable(self.engine._core.cancel(self._run_key, compensate))
+        self.engine._core.wait_durable(self.engine._core.cancel(self._run_key, _args.flag(compensate, "compensate")))
 
     async def send_event_async(self, name: str, payload: Any = None) -> None:
         engine = self.engine
+        _args.text(name, "the event name", 'send_event("approved", payload)')
         receipt = engine._core.send_event(self._run_key, name, engine._encode(payload, f"payload of event {name!r}"))
         await engine._durable_async(receipt)
 
@@ -138,4 +143,4 @@ class RunHandle:
         await self.engine._durable_async(self.engine._core.resume(self._run_key))
 
     async def cancel_async(self, compensate: bool = False) -> None:
-        await self.engine._durable_async(self.engine._core.cancel(self._run_key, compensate))
+        await self.engine._durable_async(self.engine._core.cancel(self._run_key, _args.flag(compensate, "compensate")))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Optional, Tuple, Type, Union
 
 from . import _core
 from .durations import Duration, to_ms
-from .errors import InvalidArgument
+from .errors import InvalidArgument, InvalidArgumentType
 
 ErrorKind = Union[Type[BaseException], str]
 
@@ -35,8 +36,17 @@ class Retry:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise InvalidArgument(f"invalid max_attempts: expected an int, got {self.max_attempts!r}")
+            raise InvalidArgumentType(f"invalid max_attempts: expected an int, got {self.max_attempts!r}")
+        for field_name in ("multiplier", "jitter"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidArgumentType(f"invalid {field_name}: expected a number, got {type(value).__name__} {value!r}")
         if not isinstance(self.non_retryable, tuple):
+            if isinstance(self.non_retryable, (str, type)) or not isinstance(self.non_retryable, Iterable):
+                raise InvalidArgumentType(
+                    "invalid non_retryable: expected a tuple of exception classes or type names, e.g. "
+                    f"non_retryable=(ValueError, \"CardDeclined\"); got {self.non_retryable!r}"
+                )
             object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
         for kind in self.non_retryable:
             if not (isinstance(kind, str) or (isinstance(kind, type) and issubclass(kind, BaseException))):
@@ -51,8 +61,10 @@ class Retry:
         return self._spec_cache  # type: ignore[no-any-return, attr-defined]
 
     def _build_spec(self) -> Tuple[int, int, float, Optional[int], float, list[str]]:
-        if self.max_attempts < 0:
-            raise InvalidArgument("invalid max_attempts: must be at least 1 (1 means no retries)")
+        if self.max_attempts < 0 or self.max_attempts >= 1 << 32:
+            raise InvalidArgument(
+                f"invalid max_attempts: must be at least 1 (1 means no retries) and below 2**32, got {self.max_attempts}"
+            )
         initial = to_ms(self.initial_delay, "initial_delay")
         return (
             self.max_attempts,

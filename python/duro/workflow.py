@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 from . import _core
 from .durations import Duration, to_ms
-from .errors import InvalidArgument
+from .errors import InvalidArgument, InvalidArgumentType
 from .retry import Retry
 
 if TYPE_CHECKING:
@@ -185,6 +185,11 @@ class Workflow:
             raise InvalidArgument(f"retry of step {name!r} must be a duro.Retry, got {type(retry).__name__}")
         if not (isinstance(retryable, bool) or callable(retryable)):
             raise InvalidArgument(f"retryable of step {name!r} must be a bool or a predicate")
+        if idempotency_key is not None and not callable(idempotency_key):
+            raise InvalidArgumentType(
+                f"idempotency_key of step {name!r} must be a function of the run's input, e.g. "
+                f"idempotency_key=lambda order: f\"charge:{{order['id']}}\"; got {type(idempotency_key).__name__}"
+            )
         return self._with_step(
             StepSpec(
                 name=name,
@@ -195,7 +200,7 @@ class Workflow:
                 retry=retry,
                 retryable=retryable,
                 idempotency_key=idempotency_key,
-                timeout_ms=to_ms(timeout, "timeout"),
+                timeout_ms=_positive_timeout(timeout, f"timeout of step {name!r}"),
                 compensate=compensate,
                 compensate_arity=_arity(compensate, 3, f"compensate of step {name!r}") if compensate else 2,
                 compensate_is_async=_is_async(compensate) if compensate else False,
@@ -215,6 +220,8 @@ class Workflow:
     def on_failure(self, fn: StepFn, *, retry: Optional[Retry] = None) -> "Workflow":
         """Called as ``fn(ctx)`` after compensations when the run fails; ``ctx`` has
         ``input``, ``failed_step``, ``error``, ``completed_steps`` and ``step_outputs``."""
+        if retry is not None and not isinstance(retry, Retry):
+            raise InvalidArgumentType(f"retry of on_failure must be a duro.Retry, got {type(retry).__name__}")
         return replace(
             self, failure_handler=FailureHandler(fn, _arity(fn, 2, "on_failure"), _is_async(fn), retry)
         )
@@ -285,6 +292,19 @@ class Workflow:
 
         return resolve_engine(engine).start_many(self, inputs, run_ids=run_ids, delay=delay)
 
+    async def run_many_async(
+        self,
+        inputs: Iterable[Any],
+        *,
+        engine: Optional["Engine"] = None,
+        run_ids: Optional[Sequence[Optional[str]]] = None,
+        delay: Optional[Duration] = None,
+    ) -> List["RunHandle"]:
+        """Like :meth:`run_many`, awaiting durability without blocking the event loop."""
+        from .engine import resolve_engine
+
+        return await resolve_engine(engine).start_many_async(self, inputs, run_ids=run_ids, delay=delay)
+
 
 def workflow(
     name: str,
@@ -302,7 +322,17 @@ def workflow(
         raise InvalidArgument("workflow version must be a non-empty string, e.g. \"1\"")
     if retry is not None and not isinstance(retry, Retry):
         raise InvalidArgument(f"retry must be a duro.Retry, got {type(retry).__name__}")
-    return Workflow(name=name, version=version, retry=retry or Retry(), timeout_ms=to_ms(timeout, "timeout"))
+    return Workflow(
+        name=name, version=version, retry=retry or Retry(), timeout_ms=_positive_timeout(timeout, "timeout of the workflow")
+    )
+
+
+def _positive_timeout(value: Optional[Duration], field: str) -> Optional[int]:
+    """A timeout in ms; zero is refused (nothing could finish in it)."""
+    ms = to_ms(value, "timeout")
+    if ms == 0:
+        raise InvalidArgument(f"invalid {field}: must be longer than 0, e.g. \"30s\"; pass None for no timeout")
+    return ms
 
 
 def new_run_id() -> str:
