@@ -101,7 +101,8 @@ struct Tally {
     completed_anyway: u64,
     same_fs_reopens: u64,
     recoveries: u64,
-    /// Callers blocked in `next_work` got "the engine is closed" (see the ignored test).
+    /// Callers blocked in `next_work` got "the engine is closed" (the fixed bug
+    /// of `next_work_reports_the_store_failure`).
     next_work_closed: u64,
     violations: Vec<String>,
 }
@@ -130,7 +131,7 @@ fn probe(engine: &Engine, report: &LifeReport) -> Vec<String> {
             }
         }
     }
-    // A run whose start was acknowledged (see the ignored test below for one whose start was not).
+    // A run whose start was acknowledged.
     let began = Instant::now();
     if let Some(key) = report.started_keys.first() {
         match engine.wait_finished(*key, Some(Duration::from_secs(2))) {
@@ -307,7 +308,16 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
         began.elapsed(),
         tally.violations.len()
     );
-    println!("io campaign: {} faults injected, violations {}", tally.cases, tally.violations.len());
+    report_campaign(&format!(
+        "I/O faults    engine [{}]: {} faults injected (EIO/ENOSPC, once and persistent, on {} ops), {} fired; \
+         {} recoveries; violations {}",
+        w.name,
+        tally.cases,
+        total,
+        tally.fired,
+        tally.recoveries,
+        tally.violations.len()
+    ));
     for v in &tally.violations {
         println!("  VIOLATION {v}");
     }
@@ -446,7 +456,9 @@ fn event_loop_callers_learn_of_the_store_failure() {
 /// loss: see the minimal repro below.
 #[test]
 fn io_errors_reopen_without_reboot_then_power_loss() {
-    assert_clean(io_campaign(&workload("io-sequence"), 30, 1, true));
+    // Named apart from io-sequence so the report tells the two campaigns apart.
+    let w = Workload { name: "io-reopen-power-loss", ..workload("io-sequence") };
+    assert_clean(io_campaign(&w, 30, 1, true));
 }
 
 fn run_started(run_id: &str) -> Event {
