@@ -165,3 +165,66 @@ async def test_run_many_async_starts_many_runs_with_one_durability_wait(tmp_path
         sync_handles = await sync_flow.run_many_async([1, 2], engine=engine)
         assert [(await h.result_async(timeout=60)).value for h in sync_handles] == [{"inc": 2}, {"inc": 3}]
         assert await flow.run_many_async([], engine=engine) == []
+
+
+async def test_a_blocking_result_on_the_loop_that_runs_the_run_raises_instead_of_hanging(tmp_path: Path, name: str) -> None:
+    async def first(i: Any) -> int:
+        return 1
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flow = duro.workflow(name).step("first", first).wait_for_event("go")
+        handle = await flow.run_async(None, engine=engine)
+        with pytest.raises(duro.BlockingCallInEventLoop, match=r"await handle\.result_async\(\)") as raised:
+            handle.result(timeout=10)  # used to block this loop until the timeout
+        assert isinstance(raised.value, duro.DuroError)
+        with pytest.raises(duro.ResultTimeout):  # a poll (timeout=0) never blocks, so it is allowed
+            handle.result(timeout=0)
+        await handle.send_event_async("go", "yes")
+        result = await handle.result_async(timeout=30)
+        assert result.value == {"first": 1, "go": "yes"}
+        assert handle.result().value == result.value, "an ended run's result never blocks"
+        # A plain workflow does not need this loop: its blocking result() works (it only blocks the loop).
+        plain = duro.workflow(name + "-plain").step("a", lambda i: i + 1)
+        assert plain.run(1, engine=engine).result(timeout=30).value == {"a": 2}
+
+
+def test_an_engine_whose_event_loop_closed_says_so_instead_of_hanging(tmp_path: Path, name: str) -> None:
+    async def first(i: int) -> int:
+        return i
+
+    async_flow = duro.workflow(name).step("first", first).sleep("nap", "1h")
+    plain = duro.workflow(name + "-plain").step("a", lambda i: i + 1)
+    path = str(tmp_path / "s")
+
+    async def open_in_a_loop() -> Any:
+        engine = duro.Engine(path)  # runs async workflows on this loop, which ends below
+        sleeping = await async_flow.run_async(1, engine=engine, run_id="sleeper")
+        for _ in range(3000):
+            if await sleeping.status_async() == "sleeping":
+                break
+            await asyncio.sleep(0.01)
+        return engine, sleeping
+
+    engine, sleeping = asyncio.run(open_in_a_loop())
+    try:
+        with pytest.raises(duro.EventLoopClosed, match=r"async with duro\.Engine"):
+            sleeping.result(timeout=10)  # used to wait until the timeout
+        with pytest.raises(duro.EventLoopClosed):
+            async_flow.run(2, engine=engine)
+        assert [m.run_id for m in engine.runs(workflow=name)] == ["sleeper"], "no run was started"
+        assert plain.run(1, engine=engine).result(timeout=30).value == {"a": 2}, "plain workflows keep working"
+
+        async def in_a_new_loop() -> Any:
+            with pytest.raises(duro.EventLoopClosed):
+                await async_flow.run_async(3, engine=engine)
+            with pytest.raises(duro.EventLoopClosed):
+                await sleeping.result_async(timeout=10)
+            handle = await plain.run_async(5, engine=engine)
+            await sleeping.pause_async()
+            return await handle.result_async(timeout=30)
+
+        assert asyncio.run(in_a_new_loop()).value == {"a": 6}
+    finally:
+        engine.close()
+    with duro.Engine(path) as reopened:
+        assert reopened.handle("sleeper").status() == "paused", "the run waits, intact, for an engine that can run it"

@@ -23,9 +23,11 @@ from .codec import Codec, JsonCodec, PickleCodec
 from .context import FailureContext, StepContext
 from .engine import Engine
 from .errors import (
+    BlockingCallInEventLoop,
     CorruptionError,
     DuroError,
     EngineClosed,
+    EventLoopClosed,
     EventTimeout,
     InvalidArgument,
     InvalidArgumentType,
@@ -53,12 +55,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NO_RETRY",
+    "BlockingCallInEventLoop",
     "Codec",
     "CompensationError",
     "CorruptionError",
     "DuroError",
     "Engine",
     "EngineClosed",
+    "EventLoopClosed",
     "EventTimeout",
     "FailureContext",
     "InvalidArgument",

@@ -13,12 +13,20 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _args, _core
-from ._async_lane import AsyncDriver
+from ._async_lane import AsyncDriver, _current_loop
 from ._runner import Runner, describe
 from ._sync_lane import SyncWorkers
 from .codec import Codec, JsonCodec
 from .durations import Duration, to_ms
-from .errors import DuroError, InvalidArgument, InvalidArgumentType, RunNotFound, SerializationError
+from .errors import (
+    BlockingCallInEventLoop,
+    DuroError,
+    EventLoopClosed,
+    InvalidArgument,
+    InvalidArgumentType,
+    RunNotFound,
+    SerializationError,
+)
 from .handle import RunHandle
 from .results import CompensationError, JournalEntry, RunError, RunMeta, RunResult, _time, entry_from, meta_from
 from .workflow import REGISTRY, Workflow, new_run_id
@@ -217,8 +225,59 @@ class Engine:
         with self._lock:
             if self._async is None:
                 self._check_usable()
+                if self._loop is not None and self._loop.is_closed():
+                    raise self._loop_closed_error("async workflows cannot run")
                 self._async = AsyncDriver(self, self._runner, self._loop)
+            elif self._async.loop.is_closed():
+                raise self._loop_closed_error("async workflows cannot run")
             return self._async
+
+    # -- the event loop of async workflows --------------------------------------------------------
+
+    def _async_loop(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The loop that runs this engine's async workflows, once known."""
+        driver = self._async
+        return driver.loop if driver is not None else self._loop
+
+    def _loop_closed(self) -> bool:
+        loop = self._async_loop()
+        return loop is not None and loop.is_closed()
+
+    def _loop_closed_error(self, what: str) -> EventLoopClosed:
+        return EventLoopClosed(
+            f"the event loop this engine runs async workflows on (the one running when the engine was opened) "
+            f"is closed, so {what}. Open the engine inside the loop that runs its async workflows and close it "
+            "before that loop ends (async with duro.Engine(...)), or open it outside any event loop so it runs "
+            "them on a thread of its own; unfinished runs resume when the store is opened again"
+        )
+
+    def _runs_on_async_lane(self, run_key: int) -> bool:
+        """Whether the run's workflow (as defined in this process) runs on the event loop."""
+        summary = self._core.summary(run_key)
+        if summary is None:
+            return False
+        key = (summary["workflow"], summary["version"])
+        active = self._active.get(key)
+        defined = active[0] if active is not None else REGISTRY.get(key)
+        return defined is not None and defined.is_async
+
+    def _check_blocking_wait(self, run_key: int, run_id: str) -> None:
+        """Refuses a blocking wait for a run that can never end while this thread waits:
+        one whose event loop is this thread's running loop, or is closed."""
+        loop = self._async_loop()
+        if loop is None:
+            return
+        on_loop = _current_loop() is loop
+        if not on_loop and not loop.is_closed():
+            return
+        if self._core.wait_finished(run_key, 0.0) is not None or not self._runs_on_async_lane(run_key):
+            return  # it ended (nothing to wait for), or it does not need the loop
+        if on_loop:
+            raise BlockingCallInEventLoop(
+                f"handle.result() would block the event loop that runs run {run_id!r}, so the run could never "
+                f"finish; in a coroutine use 'await handle.result_async()' (or call result() from another thread)"
+            )
+        raise self._loop_closed_error(f"run {run_id!r} of an async workflow cannot make progress")
 
     # -- starting runs ----------------------------------------------------------------------------
 
@@ -241,6 +300,8 @@ class Engine:
         elif not isinstance(run_id, str):
             raise InvalidArgument(f"run_id must be a str, got {type(run_id).__name__}")
         self._activate(workflow)
+        if workflow.is_async and self._loop_closed():
+            raise self._loop_closed_error(f"runs of async workflow {workflow.name!r} cannot start")
         raw = self._encode(input, f"input of workflow {workflow.name!r}")
         run_key, _created, receipt = self._core.start(
             workflow.name, workflow.version, run_id, raw, to_ms(delay, "delay")
@@ -310,6 +371,10 @@ class Engine:
 
     async def _durable_async(self, receipt: Tuple[int, bool]) -> None:
         if receipt[1]:
+            return
+        if self._loop_closed():
+            # Durability does not need the loop: wait for it on a thread.
+            await asyncio.to_thread(self._core.wait_durable, receipt)
             return
         driver = self._async_driver()
         if asyncio.get_running_loop() is driver.loop:

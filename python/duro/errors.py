@@ -29,6 +29,8 @@ __all__ = [
     "EventTimeout",
     "InvalidArgument",
     "InvalidArgumentType",
+    "BlockingCallInEventLoop",
+    "EventLoopClosed",
     "NewerFormat",
     "NonDeterminismError",
     "NonRetryableError",
@@ -75,3 +77,16 @@ class ResultTimeout(DuroError, TimeoutError):
 class InvalidArgumentType(InvalidArgument, TypeError):
     """An argument of the wrong type. Also a ``TypeError``, so code that catches
     ``TypeError`` keeps working; ``except duro.InvalidArgument`` catches it too."""
+
+
+class BlockingCallInEventLoop(DuroError, RuntimeError):
+    """A blocking wait was called on the thread of the event loop that has to run
+    what it waits for, so it could never end: ``await`` the ``*_async`` twin there
+    (``await handle.result_async()``)."""
+
+
+class EventLoopClosed(DuroError, RuntimeError):
+    """The event loop this engine runs async workflows on is closed, so their runs
+    cannot make progress in this engine. Close engines before their loop ends
+    (``async with duro.Engine(...)``), or open them outside any loop; unfinished
+    runs resume when the store is opened again."""

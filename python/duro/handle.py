@@ -47,10 +47,16 @@ class RunHandle:
         """Blocks until the run ends and returns how it ended (it does not raise
         for a failed run: check ``result.ok``). Raises :class:`duro.ResultTimeout`
         after ``timeout`` seconds and :class:`duro.NonDeterminismError` if the run
-        cannot continue because the workflow's steps changed."""
+        cannot continue because the workflow's steps changed.
+
+        Called in a coroutine on the loop that runs this (async) workflow, it
+        raises :class:`duro.BlockingCallInEventLoop`: the run could never finish
+        while the loop waits. Use ``await handle.result_async()`` there."""
         engine = self.engine
         engine._check_usable()
         wait = _args.wait_seconds(timeout)
+        if wait != 0.0:
+            engine._check_blocking_wait(self._run_key, self.run_id)
         outcome = engine._core.wait_finished(self._run_key, wait)
         return self._interpret(outcome, timeout)
 
@@ -59,6 +65,9 @@ class RunHandle:
         engine = self.engine
         engine._check_usable()
         wait = _args.wait_seconds(timeout)
+        if engine._loop_closed():
+            # The engine's loop is gone: wait on a thread (result() refuses runs that need that loop).
+            return await asyncio.to_thread(self.result, timeout)
         waiter = engine._async_driver().watch_finished(self._run_key)
         timer = None
         if wait is not None:
