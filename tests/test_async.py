@@ -136,7 +136,7 @@ async def test_hanging_timed_sync_steps_of_an_async_workflow_do_not_starve_the_o
 
     try:
         async with duro.Engine(str(tmp_path / "s")) as engine:
-            flow = duro.workflow(name, retry=ONCE).step("first", first).step("hang", hang, timeout="200ms")
+            flow = duro.workflow(name, retry=ONCE).step("first", first).step("hang", hang, timeout="2s")
             handles = await asyncio.gather(*(flow.run_async(i, engine=engine) for i in range(hung)))
             results = await asyncio.gather(*(h.result_async(timeout=120) for h in handles))
             assert {(r.error.error_type, r.error.failed_step) for r in results if r.error} == {("StepTimeout", "hang")}

@@ -159,7 +159,7 @@ def test_result_timeout_raises_and_the_run_goes_on(engine: duro.Engine, name: st
 HUNG = 40
 
 
-def test_hanging_timed_sync_steps_hold_only_their_own_threads(engine: duro.Engine, name: str) -> None:
+def test_hanging_timed_sync_steps_hold_only_their_own_threads(tmp_path: Any, name: str) -> None:
     gate = threading.Event()
     started: List[int] = []
     undone: List[int] = []
@@ -172,8 +172,9 @@ def test_hanging_timed_sync_steps_hold_only_their_own_threads(engine: duro.Engin
     flow = (
         duro.workflow(name, retry=ONCE)
         .step("a", lambda i: i, timeout="10s", compensate=lambda i, out: undone.append(out))
-        .step("hang", hang, timeout="200ms")
+        .step("hang", hang, timeout="2s")  # ample time for each body to start: a timed call starts at once
     )
+    engine = duro.Engine(str(tmp_path / "s"), workers=HUNG)  # all hang at once: the test takes one timeout
     try:
         results = [h.result(timeout=120) for h in flow.run_many(range(HUNG), engine=engine)]
         for result in results:
@@ -187,6 +188,7 @@ def test_hanging_timed_sync_steps_hold_only_their_own_threads(engine: duro.Engin
         assert quick.run(1, engine=engine).result(timeout=60).value == {"quick": 2}
     finally:
         gate.set()
+        engine.close()
 
 
 def test_a_timed_call_whose_thread_starts_too_late_never_runs(
