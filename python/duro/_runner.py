@@ -61,6 +61,10 @@ class Outputs(Mapping):  # type: ignore[type-arg]
         self._raw[name] = raw
         self._decoded.pop(name, None)
 
+    def _discard(self, name: str) -> None:
+        self._raw.pop(name, None)
+        self._decoded.pop(name, None)
+
     def __getitem__(self, name: str) -> Any:
         try:
             return self._decoded[name]
@@ -246,16 +250,24 @@ class Runner:
         """Reports success. The engine continues the run once the checkpoint is
         durable; with ``inline`` it may instead return ``(next work, position)``
         for the caller to run once ``position`` is durable."""
+        # The output goes into the run's context before the engine hears of it: once
+        # it has, another worker may run the next step, which must find it in ``prev``.
+        task = call.kind == TASK
+        if task:
+            ctx.prev._put(call.name, raw)
         try:
-            nxt = self.core.step_ok(work[1], work[3], work[5], raw, inline)
+            return self.core.step_ok(work[1], work[3], work[5], raw, inline)
         except _core.StaleResult as stale:
             # The attempt was closed while it ran (the workflow's deadline passed, or
             # the run was cancelled): its result is discarded, never seen by later code.
+            if task:
+                ctx.prev._discard(call.name)
             log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), call.name, ctx.run_id, stale)
             return STALE
-        if call.kind == TASK:
-            ctx.prev._put(call.name, raw)
-        return nxt
+        except BaseException:
+            if task:
+                ctx.prev._discard(call.name)
+            raise
 
     def retryable(self, call: Call, exc: BaseException, wf: Workflow) -> bool:
         if isinstance(exc, (NonRetryableError, SerializationError, PayloadTooLarge)):
