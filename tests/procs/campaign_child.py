@@ -72,8 +72,15 @@ def by(ctx: Any) -> str:
     return f"{LIFE}.{ctx.attempt}"
 
 
+class PrevMissing(Exception):
+    """``prev`` lacks the output of an earlier step (the parent counts it as a known bug)."""
+
+
 def numbered(i: int) -> Any:
     def step(inp: Any, prev: Any, ctx: duro.StepContext) -> Dict[str, Any]:
+        missing = [f"s{j}" for j in range(i) if f"s{j}" not in prev]
+        if missing:
+            raise PrevMissing(f"step s{i} finds no output of {missing} in prev")
         for j in range(i):
             got = prev[f"s{j}"]
             assert (got["i"], got["sq"]) == (j, j * j), f"step s{i} sees a wrong output of s{j}: {got}"
