@@ -33,10 +33,10 @@ written, checkpoint not yet seen durable). Checks:
 
 Knobs (env): DURO_CAMPAIGN_KILLS (default 1000 in CI, about 4-5 minutes),
 DURO_CAMPAIGN_SEED, DURO_CAMPAIGN_ROUNDS (default 50 per kill, so the work never
-runs out). The oracle is analysed in memory (about 180 executions per kill), so
+runs out). The oracle is analysed in memory (about 250 MB per 1,000 kills), so
 the long mode repeats the campaign with new seeds rather than running one huge one:
 
-    for seed in $(seq 1 100); do DURO_CAMPAIGN_SEED=$seed DURO_CAMPAIGN_KILLS=5000 \
+    for seed in $(seq 1 100); do DURO_CAMPAIGN_SEED=$seed DURO_CAMPAIGN_KILLS=2000 \
         .venv/bin/python -m pytest -q -s tests/test_kill_campaign.py::test_kill_campaign || break; done
 """
 
