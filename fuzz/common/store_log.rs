@@ -42,8 +42,12 @@ use duro_wal::{SyncMode, WalOptions};
 use rusqlite::types::Value;
 
 use super::events::{encode, sample_events};
-use super::fuzzkit::{crc32c, crc32c_append, huge_varint, mutate, put_varint, varint, Rng, INTERESTING};
-use super::wal_dir::{encode_record, frame_offsets, segment_header, FLAG_SYNC_START, RECORD_HEADER_SIZE};
+use super::fuzzkit::{
+    crc32c, crc32c_append, huge_varint, mutate, put_varint, varint, Rng, INTERESTING,
+};
+use super::wal_dir::{
+    encode_record, frame_offsets, segment_header, FLAG_SYNC_START, RECORD_HEADER_SIZE,
+};
 
 pub const RUN_EVENTS: u8 = 1;
 pub const SEGMENT_SIZE: u64 = 64 << 10;
@@ -61,7 +65,11 @@ pub struct ScratchDir {
 
 impl ScratchDir {
     pub fn new(what: &str) -> ScratchDir {
-        let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         if n == 0 {
             sweep_stale(&base);
@@ -76,14 +84,22 @@ impl ScratchDir {
 /// Removes the scratch directories of processes that are gone (an AFL child that crashed
 /// or exited without running destructors leaves its directories behind).
 fn sweep_stale(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("duro-fuzz-") else { continue };
+        let Some(rest) = name.strip_prefix("duro-fuzz-") else {
+            continue;
+        };
         // duro-fuzz-<what>-<pid>-<n>
         let mut parts = rest.rsplitn(3, '-');
-        let (Some(_n), Some(pid)) = (parts.next(), parts.next()) else { continue };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let (Some(_n), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -208,7 +224,14 @@ impl LogInput {
         let mut image = segment_header(EPOCH, 1).to_vec();
         for (i, (record_type, payload)) in self.records.iter().enumerate() {
             let flags = if i == 0 { FLAG_SYNC_START } else { 0 };
-            encode_record(&mut image, *record_type, flags, i as u64 + 1, EPOCH, payload);
+            encode_record(
+                &mut image,
+                *record_type,
+                flags,
+                i as u64 + 1,
+                EPOCH,
+                payload,
+            );
         }
         if self.flags & FLAG_PREALLOCATED != 0 && (image.len() as u64) < SEGMENT_SIZE {
             image.resize(SEGMENT_SIZE as usize, 0);
@@ -246,12 +269,18 @@ pub fn store_target(data: &[u8]) -> Result<(), String> {
 /// Reads back everything an index built from the log holds, then writes to it.
 fn exercise(store: &EmbeddedStore) -> Result<(), String> {
     let runs = store
-        .list(&RunFilter { limit: 100_000, ..RunFilter::default() })
+        .list(&RunFilter {
+            limit: 100_000,
+            ..RunFilter::default()
+        })
         .map_err(|e| format!("an index built from the log cannot be listed: {e}"))?;
     let mut unfinished = None;
     for summary in &runs {
         let events = store.events(summary.run_key).map_err(|e| {
-            format!("run #{} ({:?}) was indexed but its journal cannot be read: {e}", summary.run_key, summary.run_id)
+            format!(
+                "run #{} ({:?}) was indexed but its journal cannot be read: {e}",
+                summary.run_key, summary.run_id
+            )
         })?;
         if events.len() != summary.event_count as usize {
             return Err(format!(
@@ -262,36 +291,61 @@ fn exercise(store: &EmbeddedStore) -> Result<(), String> {
             ));
         }
         if !matches!(events.first(), Some(Event::RunStarted { .. })) {
-            return Err(format!("run #{} does not start with run_started", summary.run_key));
+            return Err(format!(
+                "run #{} does not start with run_started",
+                summary.run_key
+            ));
         }
         match store.summary(&summary.run_id) {
             Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("run {:?} is listed but summary() does not find it", summary.run_id)),
+            Ok(None) => {
+                return Err(format!(
+                    "run {:?} is listed but summary() does not find it",
+                    summary.run_id
+                ))
+            }
             Err(e) => return Err(format!("summary({:?}) failed: {e}", summary.run_id)),
         }
         if !summary.status.is_terminal() && unfinished.is_none() {
             unfinished = Some(summary.clone());
         }
     }
-    let _ = store.claim_due("fuzz", 0, 1000).map_err(|e| format!("claim_due failed: {e}"))?;
+    let _ = store
+        .claim_due("fuzz", 0, 1000)
+        .map_err(|e| format!("claim_due failed: {e}"))?;
     for key in [0, 1, 2, u64::MAX, i64::MAX as u64] {
         let _ = store.events(key);
         let _ = store.summary_by_key(key);
     }
     // The store keeps working: a new run, and an append to an unfinished one.
-    let (outcome, receipt) =
-        store.start_run(&started("fuzz-new-run"), None).map_err(|e| format!("start_run after recovery failed: {e}"))?;
-    store.wait_durable(receipt).map_err(|e| format!("the new run did not become durable: {e}"))?;
+    let (outcome, receipt) = store
+        .start_run(&started("fuzz-new-run"), None)
+        .map_err(|e| format!("start_run after recovery failed: {e}"))?;
+    store
+        .wait_durable(receipt)
+        .map_err(|e| format!("the new run did not become durable: {e}"))?;
     if let StartOutcome::Created { run_key } = outcome {
-        if store.events(run_key).map_err(|e| format!("the new run cannot be read: {e}"))?.len() != 1 {
+        if store
+            .events(run_key)
+            .map_err(|e| format!("the new run cannot be read: {e}"))?
+            .len()
+            != 1
+        {
             return Err("the new run does not hold its start".into());
         }
     }
     if let Some(summary) = unfinished {
         let receipt = store
-            .append(summary.run_key, summary.event_count, &[Event::Paused { at_ms: 2 }], None)
+            .append(
+                summary.run_key,
+                summary.event_count,
+                &[Event::Paused { at_ms: 2 }],
+                None,
+            )
             .map_err(|e| format!("append to unfinished run #{} failed: {e}", summary.run_key))?;
-        store.wait_durable(receipt).map_err(|e| format!("append did not become durable: {e}"))?;
+        store
+            .wait_durable(receipt)
+            .map_err(|e| format!("append did not become durable: {e}"))?;
     }
     Ok(())
 }
@@ -303,53 +357,151 @@ pub fn record_seeds() -> Vec<LogInput> {
     let fs = Arc::new(SimFs::new());
     fs.set_tracing(false);
     {
-        let store = EmbeddedStore::open(&dir.path, store_options(fs.clone())).expect("open a store for seeds");
+        let store = EmbeddedStore::open(&dir.path, store_options(fs.clone()))
+            .expect("open a store for seeds");
         let error = ErrorInfo::new("ValueError", "bad", true);
         let key = |outcome: StartOutcome| outcome.run_key();
         let (a, r) = store.start_run(&started("a"), None).unwrap();
         store.wait_durable(r).unwrap();
         let a = key(a);
         let steps = vec![
-            Event::StepStarted { seq: 0, kind: StepKind::Task, name: "charge".into(), attempt: 1, at_ms: 3 },
-            Event::StepFailed { seq: 0, attempt: 1, error: error.clone(), retry_at_ms: Some(10), at_ms: 4 },
-            Event::StepStarted { seq: 0, kind: StepKind::Task, name: "charge".into(), attempt: 2, at_ms: 10 },
-            Event::StepCompleted { seq: 0, attempt: 2, output: b"{\"ok\":1}".to_vec(), at_ms: 11 },
-            Event::StepStarted { seq: 1, kind: StepKind::Sleep, name: "nap".into(), attempt: 1, at_ms: 12 },
-            Event::TimerSet { seq: 1, fire_at_ms: 100, at_ms: 12 },
+            Event::StepStarted {
+                seq: 0,
+                kind: StepKind::Task,
+                name: "charge".into(),
+                attempt: 1,
+                at_ms: 3,
+            },
+            Event::StepFailed {
+                seq: 0,
+                attempt: 1,
+                error: error.clone(),
+                retry_at_ms: Some(10),
+                at_ms: 4,
+            },
+            Event::StepStarted {
+                seq: 0,
+                kind: StepKind::Task,
+                name: "charge".into(),
+                attempt: 2,
+                at_ms: 10,
+            },
+            Event::StepCompleted {
+                seq: 0,
+                attempt: 2,
+                output: b"{\"ok\":1}".to_vec(),
+                at_ms: 11,
+            },
+            Event::StepStarted {
+                seq: 1,
+                kind: StepKind::Sleep,
+                name: "nap".into(),
+                attempt: 1,
+                at_ms: 12,
+            },
+            Event::TimerSet {
+                seq: 1,
+                fire_at_ms: 100,
+                at_ms: 12,
+            },
         ];
         let r = store.append(a, 1, &steps, None).unwrap();
         store.wait_durable(r).unwrap();
         let more = vec![
             Event::TimerFired { seq: 1, at_ms: 100 },
-            Event::StepCompleted { seq: 1, attempt: 1, output: vec![], at_ms: 100 },
-            Event::StepStarted { seq: 2, kind: StepKind::WaitEvent, name: "approved".into(), attempt: 1, at_ms: 101 },
+            Event::StepCompleted {
+                seq: 1,
+                attempt: 1,
+                output: vec![],
+                at_ms: 100,
+            },
+            Event::StepStarted {
+                seq: 2,
+                kind: StepKind::WaitEvent,
+                name: "approved".into(),
+                attempt: 1,
+                at_ms: 101,
+            },
         ];
         let r = store.append(a, 7, &more, None).unwrap();
         store.wait_durable(r).unwrap();
         let singles = vec![
-            Event::EventReceived { name: "approved".into(), payload: b"yes".to_vec(), at_ms: 102 },
-            Event::StepCompleted { seq: 2, attempt: 1, output: b"yes".to_vec(), at_ms: 102 },
+            Event::EventReceived {
+                name: "approved".into(),
+                payload: b"yes".to_vec(),
+                at_ms: 102,
+            },
+            Event::StepCompleted {
+                seq: 2,
+                attempt: 1,
+                output: b"yes".to_vec(),
+                at_ms: 102,
+            },
             Event::Paused { at_ms: 103 },
             Event::Resumed { at_ms: 104 },
-            Event::CancelRequested { compensate: true, at_ms: 105 },
-            Event::CompensationStarted { reason: error.clone(), failed_seq: Some(2), at_ms: 106 },
-            Event::StepStarted { seq: 3, kind: StepKind::Compensation, name: "refund".into(), attempt: 1, at_ms: 107 },
-            Event::StepCompleted { seq: 3, attempt: 1, output: vec![], at_ms: 108 },
-            Event::StepStarted { seq: 4, kind: StepKind::OnFailure, name: "notify".into(), attempt: 1, at_ms: 109 },
-            Event::StepFailed { seq: 4, attempt: 1, error: error.clone(), retry_at_ms: None, at_ms: 110 },
+            Event::CancelRequested {
+                compensate: true,
+                at_ms: 105,
+            },
+            Event::CompensationStarted {
+                reason: error.clone(),
+                failed_seq: Some(2),
+                at_ms: 106,
+            },
+            Event::StepStarted {
+                seq: 3,
+                kind: StepKind::Compensation,
+                name: "refund".into(),
+                attempt: 1,
+                at_ms: 107,
+            },
+            Event::StepCompleted {
+                seq: 3,
+                attempt: 1,
+                output: vec![],
+                at_ms: 108,
+            },
+            Event::StepStarted {
+                seq: 4,
+                kind: StepKind::OnFailure,
+                name: "notify".into(),
+                attempt: 1,
+                at_ms: 109,
+            },
+            Event::StepFailed {
+                seq: 4,
+                attempt: 1,
+                error: error.clone(),
+                retry_at_ms: None,
+                at_ms: 110,
+            },
             Event::RunFailed { error, at_ms: 111 },
         ];
         for (i, event) in singles.into_iter().enumerate() {
-            let r = store.append(a, 10 + i as u32, std::slice::from_ref(&event), None).unwrap();
+            let r = store
+                .append(a, 10 + i as u32, std::slice::from_ref(&event), None)
+                .unwrap();
             store.wait_durable(r).unwrap();
         }
         let (b, r) = store.start_run(&started("b"), None).unwrap();
         store.wait_durable(r).unwrap();
-        let r = store.append(key(b), 1, &[Event::RunCompleted { output: b"done".to_vec(), at_ms: 5 }], None).unwrap();
+        let r = store
+            .append(
+                key(b),
+                1,
+                &[Event::RunCompleted {
+                    output: b"done".to_vec(),
+                    at_ms: 5,
+                }],
+                None,
+            )
+            .unwrap();
         store.wait_durable(r).unwrap();
         let (c, r) = store.start_run(&started("c"), None).unwrap();
         store.wait_durable(r).unwrap();
-        let r = store.append(key(c), 1, &[Event::RunCancelled { at_ms: 6 }], None).unwrap();
+        let r = store
+            .append(key(c), 1, &[Event::RunCancelled { at_ms: 6 }], None)
+            .unwrap();
         store.wait_durable(r).unwrap();
         let (d, r) = store.start_run(&started("d-still-running"), None).unwrap();
         store.wait_durable(r).unwrap();
@@ -357,7 +509,13 @@ pub fn record_seeds() -> Vec<LogInput> {
             .append(
                 key(d),
                 1,
-                &[Event::StepStarted { seq: 0, kind: StepKind::Task, name: "s".into(), attempt: 1, at_ms: 7 }],
+                &[Event::StepStarted {
+                    seq: 0,
+                    kind: StepKind::Task,
+                    name: "s".into(),
+                    attempt: 1,
+                    at_ms: 7,
+                }],
                 None,
             )
             .unwrap();
@@ -365,8 +523,11 @@ pub fn record_seeds() -> Vec<LogInput> {
         store.close().unwrap();
     }
     let mut all = Vec::new();
-    let mut segments: Vec<PathBuf> =
-        fs.files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "wal")).collect();
+    let mut segments: Vec<PathBuf> = fs
+        .files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
     segments.sort();
     for path in segments {
         let image = fs.read_file(&path).unwrap_or_default();
@@ -376,30 +537,50 @@ pub fn record_seeds() -> Vec<LogInput> {
             all.push((image[at + 4], payload.to_vec()));
         }
     }
-    let mut seeds =
-        vec![LogInput { flags: 0, records: all.clone() }, LogInput { flags: FLAG_PREALLOCATED, records: all.clone() }];
+    let mut seeds = vec![
+        LogInput {
+            flags: 0,
+            records: all.clone(),
+        },
+        LogInput {
+            flags: FLAG_PREALLOCATED,
+            records: all.clone(),
+        },
+    ];
     // Each run's records alone, and one record per input.
     for n in 1..=all.len().min(6) {
-        seeds.push(LogInput { flags: 0, records: all[..n].to_vec() });
+        seeds.push(LogInput {
+            flags: 0,
+            records: all[..n].to_vec(),
+        });
     }
     // Hand-made: every sample event as the start of a run, and runs at extreme keys.
     let events = sample_events();
     let start = encode(&events[0]);
     for (i, event) in events.iter().enumerate() {
         let mut records = vec![
-            (RUN_EVENTS, encode_run_record(1, 0, std::slice::from_ref(&start))),
+            (
+                RUN_EVENTS,
+                encode_run_record(1, 0, std::slice::from_ref(&start)),
+            ),
             (RUN_EVENTS, encode_run_record(1, 1, &[encode(event)])),
         ];
         if i > 0 {
             // Another run starting with this event (a run id of its own, when it is a start).
-            records.push((RUN_EVENTS, encode_run_record(i as u64 + 2, 0, &[encode(event)])));
+            records.push((
+                RUN_EVENTS,
+                encode_run_record(i as u64 + 2, 0, &[encode(event)]),
+            ));
         }
         seeds.push(LogInput { flags: 0, records });
     }
     for key in [0u64, i64::MAX as u64, (i64::MAX as u64) + 1] {
         seeds.push(LogInput {
             flags: 0,
-            records: vec![(RUN_EVENTS, encode_run_record(key, 0, std::slice::from_ref(&start)))],
+            records: vec![(
+                RUN_EVENTS,
+                encode_run_record(key, 0, std::slice::from_ref(&start)),
+            )],
         });
     }
     seeds
@@ -412,18 +593,33 @@ pub fn edge_seeds() -> Vec<LogInput> {
     vec![
         LogInput {
             flags: 0,
-            records: vec![(RUN_EVENTS, encode_run_record(u64::MAX, 0, std::slice::from_ref(&start)))],
+            records: vec![(
+                RUN_EVENTS,
+                encode_run_record(u64::MAX, 0, std::slice::from_ref(&start)),
+            )],
         },
         LogInput {
             flags: 0,
-            records: vec![(RUN_EVENTS, encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)))],
+            records: vec![(
+                RUN_EVENTS,
+                encode_run_record(u64::MAX - 1, 0, std::slice::from_ref(&start)),
+            )],
         },
-        LogInput { flags: 0, records: vec![(RUN_EVENTS, encode_run_record(1, 0, &[]))] },
+        LogInput {
+            flags: 0,
+            records: vec![(RUN_EVENTS, encode_run_record(1, 0, &[]))],
+        },
         LogInput {
             flags: 0,
             records: vec![
-                (RUN_EVENTS, encode_run_record(2, 0, std::slice::from_ref(&start))),
-                (RUN_EVENTS, encode_run_record(1, 0, std::slice::from_ref(&start))),
+                (
+                    RUN_EVENTS,
+                    encode_run_record(2, 0, std::slice::from_ref(&start)),
+                ),
+                (
+                    RUN_EVENTS,
+                    encode_run_record(1, 0, std::slice::from_ref(&start)),
+                ),
             ],
         },
     ]
@@ -432,11 +628,19 @@ pub fn edge_seeds() -> Vec<LogInput> {
 // ---------------------------------------------------------------------------------------
 // Structured mutations of a log.
 
-pub fn mutate_log(rng: &mut Rng, input: &mut LogInput, seeds: &[LogInput], event_seeds: &[Vec<u8>]) {
+pub fn mutate_log(
+    rng: &mut Rng,
+    input: &mut LogInput,
+    seeds: &[LogInput],
+    event_seeds: &[Vec<u8>],
+) {
     let rounds = 1 + rng.below(3);
     for _ in 0..rounds {
         if input.records.is_empty() {
-            input.records.push((RUN_EVENTS, encode_run_record(1, 0, &[rng.pick(event_seeds).clone()])));
+            input.records.push((
+                RUN_EVENTS,
+                encode_run_record(1, 0, &[rng.pick(event_seeds).clone()]),
+            ));
         }
         let i = rng.below(input.records.len());
         match rng.below(14) {
@@ -447,7 +651,8 @@ pub fn mutate_log(rng: &mut Rng, input: &mut LogInput, seeds: &[LogInput], event
             }
             // A field of the run record, re-encoded.
             5..=8 => {
-                let Some((mut key, mut first, mut events)) = parse_run_record(&input.records[i].1) else {
+                let Some((mut key, mut first, mut events)) = parse_run_record(&input.records[i].1)
+                else {
                     continue;
                 };
                 let mut raw_count = None;
@@ -477,7 +682,11 @@ pub fn mutate_log(rng: &mut Rng, input: &mut LogInput, seeds: &[LogInput], event
                     get_varint(&payload, &mut at);
                     let start = at;
                     get_varint(&payload, &mut at);
-                    let v = if rng.chance(50) { varint(count) } else { huge_varint(rng) };
+                    let v = if rng.chance(50) {
+                        varint(count)
+                    } else {
+                        huge_varint(rng)
+                    };
                     payload.splice(start..at, v);
                 }
                 input.records[i].1 = payload;
@@ -499,7 +708,9 @@ pub fn mutate_log(rng: &mut Rng, input: &mut LogInput, seeds: &[LogInput], event
                 let other = rng.pick(seeds);
                 if !other.records.is_empty() {
                     let record = rng.pick(&other.records).clone();
-                    input.records.insert(rng.below(input.records.len() + 1), record);
+                    input
+                        .records
+                        .insert(rng.below(input.records.len() + 1), record);
                 }
             }
             _ => input.flags ^= FLAG_PREALLOCATED,
@@ -548,7 +759,9 @@ pub struct IndexFixture {
 }
 
 fn columns(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap();
     let names = stmt.query_map([], |r| r.get::<_, String>(1)).unwrap();
     names.map(|n| n.unwrap()).collect()
 }
@@ -572,7 +785,13 @@ impl IndexFixture {
         store.wait_durable(receipt).expect("durable");
         let run_key = outcome.run_key();
         let events = vec![
-            Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 1, at_ms: 2 },
+            Event::StepStarted {
+                seq: 0,
+                kind: StepKind::Task,
+                name: "a".into(),
+                attempt: 1,
+                at_ms: 2,
+            },
             Event::StepFailed {
                 seq: 0,
                 attempt: 1,
@@ -580,15 +799,37 @@ impl IndexFixture {
                 retry_at_ms: Some(3),
                 at_ms: 2,
             },
-            Event::StepStarted { seq: 0, kind: StepKind::Task, name: "a".into(), attempt: 2, at_ms: 3 },
-            Event::StepCompleted { seq: 0, attempt: 2, output: b"out".to_vec(), at_ms: 4 },
-            Event::StepStarted { seq: 1, kind: StepKind::Sleep, name: "nap".into(), attempt: 1, at_ms: 5 },
-            Event::TimerSet { seq: 1, fire_at_ms: 60, at_ms: 5 },
+            Event::StepStarted {
+                seq: 0,
+                kind: StepKind::Task,
+                name: "a".into(),
+                attempt: 2,
+                at_ms: 3,
+            },
+            Event::StepCompleted {
+                seq: 0,
+                attempt: 2,
+                output: b"out".to_vec(),
+                at_ms: 4,
+            },
+            Event::StepStarted {
+                seq: 1,
+                kind: StepKind::Sleep,
+                name: "nap".into(),
+                attempt: 1,
+                at_ms: 5,
+            },
+            Event::TimerSet {
+                seq: 1,
+                fire_at_ms: 60,
+                at_ms: 5,
+            },
         ];
         let receipt = store.append(run_key, 1, &events, None).expect("append");
         store.wait_durable(receipt).expect("durable");
         assert_eq!(store.events(run_key).expect("read back").len(), 7);
-        let conn = rusqlite::Connection::open(dir.path.join("index.sqlite3")).expect("open the index");
+        let conn =
+            rusqlite::Connection::open(dir.path.join("index.sqlite3")).expect("open the index");
         conn.busy_timeout(Duration::from_secs(30)).unwrap();
         conn.pragma_update(None, "synchronous", "OFF").unwrap();
         let events_have_crc = columns(&conn, "events").iter().any(|c| c == "crc");
@@ -600,7 +841,9 @@ impl IndexFixture {
                 "SELECT position, body, NULL FROM events WHERE run_key = ?1 ORDER BY position"
             };
             let mut stmt = conn.prepare(sql).unwrap();
-            let rows = stmt.query_map([run_key as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            let rows = stmt
+                .query_map([run_key as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap();
             rows.map(|r| r.unwrap()).collect::<Vec<_>>()
         };
         let run_row = RUN_COLUMNS
@@ -608,12 +851,25 @@ impl IndexFixture {
             .filter(|c| run_columns.iter().any(|have| have == *c))
             .map(|c| {
                 let value: Value = conn
-                    .query_row(&format!("SELECT {c} FROM runs WHERE run_key = ?1"), [run_key as i64], |r| r.get(0))
+                    .query_row(
+                        &format!("SELECT {c} FROM runs WHERE run_key = ?1"),
+                        [run_key as i64],
+                        |r| r.get(0),
+                    )
                     .unwrap();
                 (c.to_string(), value)
             })
             .collect();
-        IndexFixture { _dir: dir, store, conn, run_key, run_id, rows, run_row, events_have_crc }
+        IndexFixture {
+            _dir: dir,
+            store,
+            conn,
+            run_key,
+            run_id,
+            rows,
+            run_row,
+            events_have_crc,
+        }
     }
 
     fn put_event(&self, position: i64, body: Value, crc: Option<i64>) -> rusqlite::Result<()> {
@@ -644,8 +900,11 @@ impl IndexFixture {
     /// Overwrites rows as `data` says, reads through the store, restores the rows.
     pub fn run(&self, data: &[u8]) -> Result<(), String> {
         let (&mode, rest) = data.split_first().unwrap_or((&0, &[]));
-        let (run_change, body) =
-            if mode & 0x10 != 0 && rest.len() >= 2 { (Some((rest[0], rest[1])), &rest[2..]) } else { (None, rest) };
+        let (run_change, body) = if mode & 0x10 != 0 && rest.len() >= 2 {
+            (Some((rest[0], rest[1])), &rest[2..])
+        } else {
+            (None, rest)
+        };
         let position = (mode & 7) as i64 % (self.rows.len() as i64 + 1);
         let body_value = if mode & 0x20 != 0 {
             Value::Text(String::from_utf8_lossy(body).into_owned())
@@ -663,7 +922,8 @@ impl IndexFixture {
                 )
                 .map_err(sql_err)?;
         } else {
-            self.put_event(position, body_value, Some(crc)).map_err(sql_err)?;
+            self.put_event(position, body_value, Some(crc))
+                .map_err(sql_err)?;
         }
         let mut changed_column = None;
         if let Some((column, kind)) = run_change {
@@ -700,7 +960,9 @@ impl IndexFixture {
             self.set_run_column(&name, value).map_err(sql_err)?;
         }
         match self.rows.get(position as usize) {
-            Some((pos, body, crc)) => self.put_event(*pos, Value::Blob(body.clone()), *crc).map_err(sql_err)?,
+            Some((pos, body, crc)) => self
+                .put_event(*pos, Value::Blob(body.clone()), *crc)
+                .map_err(sql_err)?,
             None => {
                 self.conn
                     .execute(
@@ -715,11 +977,21 @@ impl IndexFixture {
 
     /// The run reads back whole (after every input's rows were restored).
     pub fn check_intact(&self) -> Result<(), String> {
-        let events = self.store.events(self.run_key).map_err(|e| format!("the restored run does not read: {e}"))?;
+        let events = self
+            .store
+            .events(self.run_key)
+            .map_err(|e| format!("the restored run does not read: {e}"))?;
         if events.len() != self.rows.len() {
-            return Err(format!("{} events after restoring {}", events.len(), self.rows.len()));
+            return Err(format!(
+                "{} events after restoring {}",
+                events.len(),
+                self.rows.len()
+            ));
         }
-        self.store.summary(&self.run_id).map_err(|e| e.to_string())?.ok_or("summary lost")?;
+        self.store
+            .summary(&self.run_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("summary lost")?;
         Ok(())
     }
 

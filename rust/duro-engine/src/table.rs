@@ -196,6 +196,7 @@ mod tests {
             dirty: false,
             unacked: 0,
             pending: None,
+            deadline_timer: false,
         }
     }
 

@@ -70,7 +70,10 @@ const LIFE_DEADLINE: Duration = Duration::from_secs(20);
 fn images(long: bool) -> Vec<(Damage, u64)> {
     let seeds: &[u64] = if long { &[1, 2, 3, 4] } else { &[1, 2] };
     let mut list = vec![(Damage::LoseUnsynced, 0)];
-    for damage in Damage::all().into_iter().filter(|d| *d != Damage::LoseUnsynced) {
+    for damage in Damage::all()
+        .into_iter()
+        .filter(|d| *d != Damage::LoseUnsynced)
+    {
         for &seed in seeds {
             list.push((damage, seed));
         }
@@ -115,14 +118,36 @@ fn clean_run(w: &Workload) -> (u64, LifeReport) {
     let dir = tempdir();
     let mut oracle = Oracle::default();
     let report = run_life(
-        LifeSpec { w, fs: fs.clone(), dir: dir.path(), life: 1, deadline: LIFE_DEADLINE, probe: None },
+        LifeSpec {
+            w,
+            fs: fs.clone(),
+            dir: dir.path(),
+            life: 1,
+            deadline: LIFE_DEADLINE,
+            probe: None,
+        },
         &mut oracle,
     );
-    assert!(report.completed && report.errors.is_empty(), "clean run of {}: {report:?}", w.name);
+    assert!(
+        report.completed && report.errors.is_empty(),
+        "clean run of {}: {report:?}",
+        w.name
+    );
     let snap = report.final_state.as_ref().unwrap();
     let v = check_final(w, &oracle, snap, "clean run");
-    assert!(v.is_empty() && oracle.violations.is_empty(), "clean run of {}: {v:?} {:?}", w.name, oracle.violations);
-    println!("{}: clean run {:?}, {} SimFs ops ({:?})", w.name, report.elapsed, fs.ops(), fs.counts());
+    assert!(
+        v.is_empty() && oracle.violations.is_empty(),
+        "clean run of {}: {v:?} {:?}",
+        w.name,
+        oracle.violations
+    );
+    println!(
+        "{}: clean run {:?}, {} SimFs ops ({:?})",
+        w.name,
+        report.elapsed,
+        fs.ops(),
+        fs.counts()
+    );
     (fs.ops(), report)
 }
 
@@ -146,7 +171,14 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
         let dir = tempdir();
         let mut oracle = Oracle::default();
         let first = run_life(
-            LifeSpec { w, fs: fs.clone(), dir: dir.path(), life: 1, deadline: LIFE_DEADLINE, probe: None },
+            LifeSpec {
+                w,
+                fs: fs.clone(),
+                dir: dir.path(),
+                life: 1,
+                deadline: LIFE_DEADLINE,
+                probe: None,
+            },
             &mut oracle,
         );
         let context = format!("{} crash at op {n}/{total_ops}", w.name);
@@ -157,13 +189,18 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
         if first.timed_out {
             tally.add(
                 &context,
-                vec![format!("the crashed life hung: no error reached the caller within {LIFE_DEADLINE:?}")],
+                vec![format!(
+                    "the crashed life hung: no error reached the caller within {LIFE_DEADLINE:?}"
+                )],
             );
         }
         if !first.crashed && !first.completed {
             tally.add(
                 &context,
-                vec![format!("no crash happened and the workload did not complete: {:?}", first.errors)],
+                vec![format!(
+                    "no crash happened and the workload did not complete: {:?}",
+                    first.errors
+                )],
             );
         }
         tally.add(&context, std::mem::take(&mut oracle.violations));
@@ -181,7 +218,14 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
             saved.restore(dir.path());
             let mut recovered_oracle = oracle.clone();
             let second = run_life(
-                LifeSpec { w, fs: image, dir: dir.path(), life: 2, deadline: LIFE_DEADLINE, probe: None },
+                LifeSpec {
+                    w,
+                    fs: image,
+                    dir: dir.path(),
+                    life: 2,
+                    deadline: LIFE_DEADLINE,
+                    probe: None,
+                },
                 &mut recovered_oracle,
             );
             tally.recoveries += 1;
@@ -194,7 +238,9 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
                 continue;
             }
             // Crash again while recovering (and resuming), then recover again.
-            let Some(first_recovery) = second.recovered.as_ref() else { continue };
+            let Some(first_recovery) = second.recovered.as_ref() else {
+                continue;
+            };
             for m in spread(second.ops, plan.second_points) {
                 let context = format!("{context}, crash again at recovery op {m}/{}", second.ops);
                 let image = Arc::new(fs.crash_image(damage, seed));
@@ -202,7 +248,14 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
                 saved.restore(dir.path());
                 let mut o = oracle.clone();
                 let crashed = run_life(
-                    LifeSpec { w, fs: image.clone(), dir: dir.path(), life: 2, deadline: LIFE_DEADLINE, probe: None },
+                    LifeSpec {
+                        w,
+                        fs: image.clone(),
+                        dir: dir.path(),
+                        life: 2,
+                        deadline: LIFE_DEADLINE,
+                        probe: None,
+                    },
                     &mut o,
                 );
                 let mut found = std::mem::take(&mut o.violations);
@@ -216,7 +269,14 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
                 }
                 let image2 = Arc::new(image.crash_image(damage, seed ^ 0x5A5A));
                 let third = run_life(
-                    LifeSpec { w, fs: image2, dir: dir.path(), life: 3, deadline: LIFE_DEADLINE, probe: None },
+                    LifeSpec {
+                        w,
+                        fs: image2,
+                        dir: dir.path(),
+                        life: 3,
+                        deadline: LIFE_DEADLINE,
+                        probe: None,
+                    },
                     &mut o,
                 );
                 tally.double_crashes += 1;
@@ -224,7 +284,11 @@ fn campaign(w: &Workload, plan: &Plan) -> Tally {
                 found.extend(std::mem::take(&mut o.violations));
                 found.extend(check_recovery(w, &o, &third, "second recovery"));
                 if let Some(snap) = &third.recovered {
-                    found.extend(check_prefix(first_recovery, snap, "first recovery vs second recovery"));
+                    found.extend(check_prefix(
+                        first_recovery,
+                        snap,
+                        "first recovery vs second recovery",
+                    ));
                 }
                 tally.add(&context, found);
             }
@@ -291,8 +355,17 @@ fn check_recovery(w: &Workload, oracle: &Oracle, life: &LifeReport, what: &str) 
         v.push(format!("{what}: no state"));
         return v;
     };
-    v.extend(check_final(w, oracle, final_state, &format!("{what} final state")));
-    v.extend(check_prefix(recovered, final_state, &format!("{what} recovered vs final")));
+    v.extend(check_final(
+        w,
+        oracle,
+        final_state,
+        &format!("{what} final state"),
+    ));
+    v.extend(check_prefix(
+        recovered,
+        final_state,
+        &format!("{what} recovered vs final"),
+    ));
     v
 }
 
@@ -310,10 +383,19 @@ fn workload(name: &'static str) -> Workload {
     };
     match name {
         "one-step" => base,
-        "burst" => Workload { steps: if long { 1_000 } else { 200 }, output_bytes: 100, ..base },
-        "concurrent" => {
-            Workload { runs: if long { 100 } else { 50 }, steps: 5, output_bytes: 200, threads: 2, flaky: true, ..base }
-        }
+        "burst" => Workload {
+            steps: if long { 1_000 } else { 200 },
+            output_bytes: 100,
+            ..base
+        },
+        "concurrent" => Workload {
+            runs: if long { 100 } else { 50 },
+            steps: 5,
+            output_bytes: 200,
+            threads: 2,
+            flaky: true,
+            ..base
+        },
         "rotation" => Workload {
             runs: 8,
             steps: if long { 24 } else { 12 },
@@ -335,9 +417,17 @@ fn workload(name: &'static str) -> Workload {
 
 fn plan(points: u64, double_every: usize, second_points: u64) -> Plan {
     if long_mode() {
-        Plan { points: u64::MAX, double_every: double_every.div_ceil(4).max(1), second_points: second_points * 4 }
+        Plan {
+            points: u64::MAX,
+            double_every: double_every.div_ceil(4).max(1),
+            second_points: second_points * 4,
+        }
     } else {
-        Plan { points, double_every, second_points }
+        Plan {
+            points,
+            double_every,
+            second_points,
+        }
     }
 }
 
@@ -380,7 +470,10 @@ fn crash_during_compaction() {
 /// rotates and compacts.
 #[test]
 fn crash_during_recovery() {
-    let w = Workload { name: "recovery", ..workload("compaction") };
+    let w = Workload {
+        name: "recovery",
+        ..workload("compaction")
+    };
     assert_clean(campaign(&w, &plan(30, 1, 6)));
 }
 
@@ -419,7 +512,8 @@ fn an_index_ahead_of_the_log_is_detected() {
     let dir = tempdir();
     let w = workload("one-step");
     {
-        let store = duro_store::EmbeddedStore::open(dir.path(), w.options(Arc::new(SimFs::new()))).unwrap();
+        let store =
+            duro_store::EmbeddedStore::open(dir.path(), w.options(Arc::new(SimFs::new()))).unwrap();
         use duro_store::Store;
         let (outcome, receipt) = store.start_run(&run_started("a"), None).unwrap();
         store.wait_durable(receipt).unwrap();
@@ -430,7 +524,9 @@ fn an_index_ahead_of_the_log_is_detected() {
             attempt: 1,
             at_ms: 2,
         };
-        store.wait_durable(store.append(outcome.run_key(), 1, &[step], None).unwrap()).unwrap();
+        store
+            .wait_durable(store.append(outcome.run_key(), 1, &[step], None).unwrap())
+            .unwrap();
         store.close().unwrap();
     }
     use duro_store::Store;

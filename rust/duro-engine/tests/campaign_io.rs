@@ -65,12 +65,20 @@ fn workload(name: &'static str) -> Workload {
     };
     match name {
         // One run, steps in sequence: one write and one fdatasync per step.
-        "io-sequence" => Workload { steps: if long { 100 } else { 25 }, ..base },
+        "io-sequence" => Workload {
+            steps: if long { 100 } else { 25 },
+            ..base
+        },
         // Several runs sharing group commits, outputs big enough to rotate
         // 64 KiB segments, and compaction releasing them as it goes.
-        "io-mixed" => {
-            Workload { runs: 8, steps: if long { 16 } else { 8 }, output_bytes: 3_000, threads: 2, flaky: true, ..base }
-        }
+        "io-mixed" => Workload {
+            runs: 8,
+            steps: if long { 16 } else { 8 },
+            output_bytes: 3_000,
+            threads: 2,
+            flaky: true,
+            ..base
+        },
         other => panic!("no workload {other}"),
     }
 }
@@ -86,8 +94,12 @@ fn errno_name(errno: i32) -> &'static str {
 fn fault_name(fault: Fault) -> String {
     match fault {
         Fault::FailOp { op, errno } => format!("FailOp(op {op}, {})", errno_name(errno)),
-        Fault::FailSyncsFrom { op, errno } => format!("FailSyncsFrom(op {op}, {})", errno_name(errno)),
-        Fault::FailWritesFrom { op, errno } => format!("FailWritesFrom(op {op}, {})", errno_name(errno)),
+        Fault::FailSyncsFrom { op, errno } => {
+            format!("FailSyncsFrom(op {op}, {})", errno_name(errno))
+        }
+        Fault::FailWritesFrom { op, errno } => {
+            format!("FailWritesFrom(op {op}, {})", errno_name(errno))
+        }
         Fault::CrashAt { op } => format!("CrashAt(op {op})"),
     }
 }
@@ -127,7 +139,9 @@ fn probe(engine: &Engine, report: &LifeReport) -> Vec<String> {
     if let Some((_, run)) = report.keys.first() {
         if let Err(e) = engine.start(WORKFLOW, VERSION, run, Workload::input(run), None) {
             if !says_reopen(&e.to_string()) {
-                v.push(format!("start after the fault: the error does not say to reopen: {e}"));
+                v.push(format!(
+                    "start after the fault: the error does not say to reopen: {e}"
+                ));
             }
         }
     }
@@ -145,7 +159,10 @@ fn probe(engine: &Engine, report: &LifeReport) -> Vec<String> {
         }
     }
     if began.elapsed() > Duration::from_secs(1) {
-        v.push(format!("wait_finished took {:?} to report the failure", began.elapsed()));
+        v.push(format!(
+            "wait_finished took {:?} to report the failure",
+            began.elapsed()
+        ));
     }
     v
 }
@@ -153,19 +170,36 @@ fn probe(engine: &Engine, report: &LifeReport) -> Vec<String> {
 fn recovery_checks(w: &Workload, oracle: &Oracle, life: &LifeReport, what: &str) -> Vec<String> {
     let mut v = Vec::new();
     if !life.completed || !life.errors.is_empty() {
-        v.push(format!("{what} did not complete cleanly (timed out {}): {:?}", life.timed_out, life.errors));
+        v.push(format!(
+            "{what} did not complete cleanly (timed out {}): {:?}",
+            life.timed_out, life.errors
+        ));
         return v;
     }
     let (Some(recovered), Some(final_state)) = (&life.recovered, &life.final_state) else {
         v.push(format!("{what}: no state"));
         return v;
     };
-    v.extend(check_final(w, oracle, final_state, &format!("{what} final state")));
-    v.extend(check_prefix(recovered, final_state, &format!("{what} recovered vs final")));
+    v.extend(check_final(
+        w,
+        oracle,
+        final_state,
+        &format!("{what} final state"),
+    ));
+    v.extend(check_prefix(
+        recovered,
+        final_state,
+        &format!("{what} recovered vs final"),
+    ));
     v
 }
 
-fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_reopen: bool) -> Tally {
+fn io_campaign(
+    w: &Workload,
+    points: u64,
+    same_fs_every: u64,
+    power_loss_after_reopen: bool,
+) -> Tally {
     let long = long_mode();
     let began = Instant::now();
     // The clean run: its trace gives the injection points.
@@ -174,23 +208,57 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
         let dir = tempdir();
         let mut oracle = Oracle::default();
         let report = run_life(
-            LifeSpec { w, fs: fs.clone(), dir: dir.path(), life: 1, deadline: LIFE_DEADLINE, probe: None },
+            LifeSpec {
+                w,
+                fs: fs.clone(),
+                dir: dir.path(),
+                life: 1,
+                deadline: LIFE_DEADLINE,
+                probe: None,
+            },
             &mut oracle,
         );
-        assert!(report.completed && report.errors.is_empty(), "clean run of {}: {report:?}", w.name);
-        let v = check_final(w, &oracle, report.final_state.as_ref().unwrap(), "clean run");
-        assert!(v.is_empty() && oracle.violations.is_empty(), "{v:?} {:?}", oracle.violations);
-        println!("{}: clean run {:?}, {} SimFs ops ({:?})", w.name, report.elapsed, fs.ops(), fs.counts());
+        assert!(
+            report.completed && report.errors.is_empty(),
+            "clean run of {}: {report:?}",
+            w.name
+        );
+        let v = check_final(
+            w,
+            &oracle,
+            report.final_state.as_ref().unwrap(),
+            "clean run",
+        );
+        assert!(
+            v.is_empty() && oracle.violations.is_empty(),
+            "{v:?} {:?}",
+            oracle.violations
+        );
+        println!(
+            "{}: clean run {:?}, {} SimFs ops ({:?})",
+            w.name,
+            report.elapsed,
+            fs.ops(),
+            fs.counts()
+        );
         fs.trace()
     };
     let total = trace.len() as u64;
-    let of_kind =
-        |kinds: &[OpKind]| -> Vec<u64> { trace.iter().filter(|t| kinds.contains(&t.kind)).map(|t| t.op).collect() };
+    let of_kind = |kinds: &[OpKind]| -> Vec<u64> {
+        trace
+            .iter()
+            .filter(|t| kinds.contains(&t.kind))
+            .map(|t| t.op)
+            .collect()
+    };
     let pick = |ops: Vec<u64>| -> Vec<u64> {
         if long || ops.len() as u64 <= points {
             return ops;
         }
-        spread(ops.len() as u64, points).into_iter().map(|i| ops[i as usize - 1]).collect()
+        spread(ops.len() as u64, points)
+            .into_iter()
+            .map(|i| ops[i as usize - 1])
+            .collect()
     };
     let mut plans: Vec<Fault> = Vec::new();
     for errno in [libc::EIO, libc::ENOSPC] {
@@ -213,7 +281,14 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
         let dir = tempdir();
         let mut oracle = Oracle::default();
         let first = run_life(
-            LifeSpec { w, fs: fs.clone(), dir: dir.path(), life: 1, deadline: LIFE_DEADLINE, probe: Some(&probe) },
+            LifeSpec {
+                w,
+                fs: fs.clone(),
+                dir: dir.path(),
+                life: 1,
+                deadline: LIFE_DEADLINE,
+                probe: Some(&probe),
+            },
             &mut oracle,
         );
         let mut found = std::mem::take(&mut oracle.violations);
@@ -221,7 +296,11 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
         let failed: Vec<&TraceEntry> = trace.iter().filter(|t| t.failed.is_some()).collect();
         if let Some(first_failure) = failed.first() {
             tally.fired += 1;
-            let place = first_failure.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let place = first_failure
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let place = if place.ends_with(".tmp") {
                 "new segment"
             } else if place.ends_with(".wal") {
@@ -229,10 +308,15 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
             } else {
                 "log directory"
             };
-            *tally.by_kind.entry(format!("{:?} on {place}", first_failure.kind)).or_default() += 1;
+            *tally
+                .by_kind
+                .entry(format!("{:?} on {place}", first_failure.kind))
+                .or_default() += 1;
         }
         if first.timed_out {
-            found.push(format!("hang: the life neither completed nor reported an error within {LIFE_DEADLINE:?}"));
+            found.push(format!(
+                "hang: the life neither completed nor reported an error within {LIFE_DEADLINE:?}"
+            ));
         }
         if first.completed {
             if !failed.is_empty() {
@@ -243,24 +327,43 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
             if first.errors.is_empty() {
                 found.push("the workload stopped without an error reaching the caller".into());
             }
-            if first.errors.iter().any(|(api, e)| *api == "next_work" && e == "the engine is closed") {
+            if first
+                .errors
+                .iter()
+                .any(|(api, e)| *api == "next_work" && e == "the engine is closed")
+            {
                 tally.next_work_closed += 1;
             }
         }
         if failed.is_empty() && !first.completed {
-            found.push(format!("the fault never fired, yet the workload did not complete: {:?}", first.errors));
+            found.push(format!(
+                "the fault never fired, yet the workload did not complete: {:?}",
+                first.errors
+            ));
         }
         // Recover from what survives a power loss now.
         let saved = save_index(dir.path());
         let image = Arc::new(fs.crash_image(Damage::LoseUnsynced, i as u64));
         let mut recovered = oracle.clone();
         let second = run_life(
-            LifeSpec { w, fs: image, dir: dir.path(), life: 2, deadline: LIFE_DEADLINE, probe: None },
+            LifeSpec {
+                w,
+                fs: image,
+                dir: dir.path(),
+                life: 2,
+                deadline: LIFE_DEADLINE,
+                probe: None,
+            },
             &mut recovered,
         );
         tally.recoveries += 1;
         found.extend(std::mem::take(&mut recovered.violations));
-        found.extend(recovery_checks(w, &recovered, &second, "recovery from the crash image"));
+        found.extend(recovery_checks(
+            w,
+            &recovered,
+            &second,
+            "recovery from the crash image",
+        ));
         // Reopen on the same file system, the fault cleared (no reboot: the page
         // cache still shows what a failed sync never made durable), then lose
         // power and check that what this life acknowledged is durable.
@@ -270,24 +373,48 @@ fn io_campaign(w: &Workload, points: u64, same_fs_every: u64, power_loss_after_r
             fs.clear_faults();
             let mut same = oracle.clone();
             let reopened = run_life(
-                LifeSpec { w, fs: fs.clone(), dir: dir.path(), life: 2, deadline: LIFE_DEADLINE, probe: None },
+                LifeSpec {
+                    w,
+                    fs: fs.clone(),
+                    dir: dir.path(),
+                    life: 2,
+                    deadline: LIFE_DEADLINE,
+                    probe: None,
+                },
                 &mut same,
             );
             tally.recoveries += 1;
             found.extend(std::mem::take(&mut same.violations));
-            found.extend(recovery_checks(w, &same, &reopened, "reopen on the same file system"));
+            found.extend(recovery_checks(
+                w,
+                &same,
+                &reopened,
+                "reopen on the same file system",
+            ));
             if !power_loss_after_reopen {
                 tally.add(&context, found);
                 continue;
             }
             let image = Arc::new(fs.crash_image(Damage::LoseUnsynced, 7));
             let third = run_life(
-                LifeSpec { w, fs: image, dir: dir.path(), life: 3, deadline: LIFE_DEADLINE, probe: None },
+                LifeSpec {
+                    w,
+                    fs: image,
+                    dir: dir.path(),
+                    life: 3,
+                    deadline: LIFE_DEADLINE,
+                    probe: None,
+                },
                 &mut same,
             );
             tally.recoveries += 1;
             found.extend(std::mem::take(&mut same.violations));
-            found.extend(recovery_checks(w, &same, &third, "power loss after the same-file-system reopen"));
+            found.extend(recovery_checks(
+                w,
+                &same,
+                &third,
+                "power loss after the same-file-system reopen",
+            ));
         }
         tally.add(&context, found);
     }
@@ -347,16 +474,28 @@ fn io_errors_with_rotation_compaction_and_group_commits() {
 // Bugs found by the campaign (each a minimal repro).
 
 /// An engine over a SimFs log whose next fdatasync fails; returns it with its fs.
-fn engine_with_failing_sync(def: &WorkflowDef, lane: LaneId) -> (Engine, Arc<SimFs>, tempfile::TempDir, u64) {
-    let w = Workload { name: "bug", ..workload("io-sequence") };
+fn engine_with_failing_sync(
+    def: &WorkflowDef,
+    lane: LaneId,
+) -> (Engine, Arc<SimFs>, tempfile::TempDir, u64) {
+    let w = Workload {
+        name: "bug",
+        ..workload("io-sequence")
+    };
     let dir = tempdir();
     let fs = Arc::new(SimFs::new());
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), w.options(fs.clone())).unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(dir.path(), w.options(fs.clone())).unwrap());
     let engine = Engine::open(store, EngineConfig::default(), Arc::new(SystemClock)).unwrap();
     engine.register(def.clone(), lane).unwrap();
-    let started = engine.start(&def.name, &def.version, "r", vec![], None).unwrap();
+    let started = engine
+        .start(&def.name, &def.version, "r", vec![], None)
+        .unwrap();
     engine.wait_durable(started.receipt).unwrap();
-    fs.inject(Fault::FailSyncsFrom { op: fs.ops() + 1, errno: libc::EIO });
+    fs.inject(Fault::FailSyncsFrom {
+        op: fs.ops() + 1,
+        errno: libc::EIO,
+    });
     (engine, fs, dir, started.run_key)
 }
 
@@ -373,7 +512,11 @@ fn engine_with_failing_sync(def: &WorkflowDef, lane: LaneId) -> (Engine, Arc<Sim
 #[test]
 fn next_work_reports_the_store_failure() {
     let w = workload("io-sequence");
-    let def = Workload { steps: 3, ..w.clone() }.def();
+    let def = Workload {
+        steps: 3,
+        ..w.clone()
+    }
+    .def();
     let (engine, fs, _dir, _run) = engine_with_failing_sync(&def, LaneId::Sync);
     // The start is durable but the first StepStarted is not yet: its sync fails.
     let error = loop {
@@ -382,11 +525,16 @@ fn next_work_reports_the_store_failure() {
                 let _ = engine.step_succeeded(work.handle, work.seq, work.attempt, b"1".to_vec());
             }
             Ok(Some(Work::Release { .. })) => {}
-            Ok(None) => panic!("next_work timed out after the store failed (a worker would poll forever)"),
+            Ok(None) => {
+                panic!("next_work timed out after the store failed (a worker would poll forever)")
+            }
             Err(error) => break error,
         }
     };
-    assert!(fs.trace().iter().any(|t| t.failed.is_some()), "the fault fired");
+    assert!(
+        fs.trace().iter().any(|t| t.failed.is_some()),
+        "the fault fired"
+    );
     assert!(
         error.is_store_failure() && says_reopen(&error.to_string()),
         "next_work after a failed fsync: {error:?} ({error})"
@@ -410,23 +558,36 @@ fn next_work_reports_the_store_failure() {
 #[test]
 fn event_loop_callers_learn_of_the_store_failure() {
     let w = workload("io-sequence");
-    let def = Workload { steps: 3, ..w.clone() }.def();
+    let def = Workload {
+        steps: 3,
+        ..w.clone()
+    }
+    .def();
     let (engine, fs, _dir, run) = engine_with_failing_sync(&def, LaneId::Async);
     fs.clear_faults();
     // The first step's start becomes durable (syncs still work), then fsync fails.
     let deadline = Instant::now() + Duration::from_secs(5);
     let work = loop {
         assert!(Instant::now() < deadline, "no first work");
-        match engine.take_work(LaneId::Async, 16).unwrap().into_iter().find_map(|w| match w {
-            Work::Execute(w) => Some(w),
-            _ => None,
-        }) {
+        match engine
+            .take_work(LaneId::Async, 16)
+            .unwrap()
+            .into_iter()
+            .find_map(|w| match w {
+                Work::Execute(w) => Some(w),
+                _ => None,
+            }) {
             Some(work) => break work,
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     };
-    fs.inject(Fault::FailSyncsFrom { op: fs.ops() + 1, errno: libc::EIO });
-    let next = engine.step_succeeded_inline(work.handle, work.seq, work.attempt, b"1".to_vec(), true).unwrap();
+    fs.inject(Fault::FailSyncsFrom {
+        op: fs.ops() + 1,
+        errno: libc::EIO,
+    });
+    let next = engine
+        .step_succeeded_inline(work.handle, work.seq, work.attempt, b"1".to_vec(), true)
+        .unwrap();
     let (_, position) = next.expect("the next step is handed back inline");
     assert!(position > 0, "it must wait for durability");
     engine.watch_durable(position);
@@ -446,8 +607,14 @@ fn event_loop_callers_learn_of_the_store_failure() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(fs.trace().iter().any(|t| t.failed.is_some()), "the fault fired");
-    assert!(engine.durable_position() < position, "the failed position is not durable");
+    assert!(
+        fs.trace().iter().any(|t| t.failed.is_some()),
+        "the fault fired"
+    );
+    assert!(
+        engine.durable_position() < position,
+        "the failed position is not durable"
+    );
     let told = told.expect("the event-loop caller was never told that the store failed");
     assert!(says_reopen(&told), "told: {told}");
 }
@@ -475,7 +642,13 @@ fn run_started(run_id: &str) -> Event {
 }
 
 fn step_started(seq: u32) -> Event {
-    Event::StepStarted { seq, kind: StepKind::Task, name: format!("s{seq}"), attempt: 1, at_ms: 2 }
+    Event::StepStarted {
+        seq,
+        kind: StepKind::Task,
+        name: format!("s{seq}"),
+        attempt: 1,
+        at_ms: 2,
+    }
 }
 
 /// fsyncgate across a reopen. The fdatasync of a log record fails (EIO): the
@@ -507,16 +680,26 @@ fn acknowledged_appends_survive_power_loss_after_reopening_past_a_failed_fsync()
     let (outcome, receipt) = store.start_run(&run_started("a"), None).unwrap();
     store.wait_durable(receipt).unwrap();
     let key = outcome.run_key();
-    fs.inject(Fault::FailSyncsFrom { op: fs.ops() + 1, errno: libc::EIO });
+    fs.inject(Fault::FailSyncsFrom {
+        op: fs.ops() + 1,
+        errno: libc::EIO,
+    });
     let receipt = store.append(key, 1, &[step_started(0)], None).unwrap();
-    assert!(store.wait_durable(receipt).is_err(), "the failed fsync is not acknowledged");
+    assert!(
+        store.wait_durable(receipt).is_err(),
+        "the failed fsync is not acknowledged"
+    );
     let _ = store.close();
     drop(store);
     fs.clear_faults();
 
     let store = EmbeddedStore::open(dir.path(), options).unwrap();
     let events = store.events(key).unwrap();
-    assert_eq!(events.len(), 2, "the record whose fsync failed is read back from the page cache");
+    assert_eq!(
+        events.len(),
+        2,
+        "the record whose fsync failed is read back from the page cache"
+    );
     let receipt = store.append(key, 2, &[step_started(1)], None).unwrap();
     store.wait_durable(receipt).expect("acknowledged");
     store.close().unwrap();
@@ -526,5 +709,8 @@ fn acknowledged_appends_survive_power_loss_after_reopening_past_a_failed_fsync()
     let store = EmbeddedStore::open(dir.path(), workload("io-sequence").options(image))
         .unwrap_or_else(|e| panic!("power loss after the reopen: {e}"));
     let events = store.events(key).unwrap();
-    assert!(events.contains(&step_started(1)), "the acknowledged append is durable: {events:?}");
+    assert!(
+        events.contains(&step_started(1)),
+        "the acknowledged append is durable: {events:?}"
+    );
 }

@@ -55,10 +55,16 @@ pub fn long_mode() -> bool {
 /// the test harness swallows what passing tests print).
 pub fn report_campaign(line: &str) {
     println!("{line}");
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else { return };
+    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
+        return;
+    };
     use std::io::Write;
     // One write of a whole line on an O_APPEND descriptor: lines of concurrent tests never mix.
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }
@@ -94,11 +100,18 @@ impl Workload {
     }
 
     pub fn def(&self) -> WorkflowDef {
-        let policy = RetryPolicy::builder().max_attempts(20).initial_delay_ms(0).jitter(0.0).build().unwrap();
+        let policy = RetryPolicy::builder()
+            .max_attempts(20)
+            .initial_delay_ms(0)
+            .jitter(0.0)
+            .build()
+            .unwrap();
         WorkflowDef {
             name: WORKFLOW.into(),
             version: VERSION.into(),
-            steps: (0..self.steps).map(|i| StepDef::task(step_name(i as u32), policy.clone())).collect(),
+            steps: (0..self.steps)
+                .map(|i| StepDef::task(step_name(i as u32), policy.clone()))
+                .collect(),
             on_failure: None,
             timeout_ms: None,
         }
@@ -106,7 +119,11 @@ impl Workload {
 
     pub fn options(&self, fs: Arc<SimFs>) -> EmbeddedOptions {
         EmbeddedOptions {
-            wal: WalOptions { segment_size: self.segment_size, max_record_size: 16 * 1024, ..WalOptions::default() },
+            wal: WalOptions {
+                segment_size: self.segment_size,
+                max_record_size: 16 * 1024,
+                ..WalOptions::default()
+            },
             fs,
             release_every: self.release_every,
         }
@@ -189,11 +206,14 @@ impl Oracle {
         // attempt reported in an earlier life may have been lost: then this one follows an
         // interrupted attempt, and nothing is proven about the report).
         if attempt > 1 {
-            if let Some((l, Produced::Failed)) = self.produced.get(&(run.to_owned(), seq, attempt - 1)) {
+            if let Some((l, Produced::Failed)) =
+                self.produced.get(&(run.to_owned(), seq, attempt - 1))
+            {
                 if *l != life {
                     return self.ack_earlier_steps(run, seq);
                 }
-                self.acked_failures.insert((run.to_owned(), seq, attempt - 1));
+                self.acked_failures
+                    .insert((run.to_owned(), seq, attempt - 1));
             }
         }
         self.ack_earlier_steps(run, seq)
@@ -220,7 +240,9 @@ impl Oracle {
                     self.acked.insert(key, latest);
                 }
                 (_, None) => {
-                    self.violation(format!("{run} seq {seq} handed out but the caller never produced seq {s}"));
+                    self.violation(format!(
+                        "{run} seq {seq} handed out but the caller never produced seq {s}"
+                    ));
                     break;
                 }
             }
@@ -230,12 +252,16 @@ impl Oracle {
     fn produce(&mut self, run: &str, seq: u32, attempt: u32, life: u32, produced: Produced) {
         *self.executions.entry((run.to_owned(), seq)).or_default() += 1;
         if let Produced::Output(output) = &produced {
-            let latest = self.latest.entry((run.to_owned(), seq)).or_insert((0, Vec::new(), 0));
+            let latest = self
+                .latest
+                .entry((run.to_owned(), seq))
+                .or_insert((0, Vec::new(), 0));
             if attempt >= latest.0 {
                 *latest = (attempt, output.clone(), life);
             }
         }
-        self.produced.insert((run.to_owned(), seq, attempt), (life, produced));
+        self.produced
+            .insert((run.to_owned(), seq, attempt), (life, produced));
     }
 }
 
@@ -243,10 +269,17 @@ impl Oracle {
 pub type Snapshot = BTreeMap<String, (RunKey, Vec<Event>, u32)>;
 
 pub fn snapshot(store: &dyn Store) -> Result<Snapshot, String> {
-    let runs = store.list(&RunFilter { limit: 1_000_000, ..RunFilter::default() }).map_err(|e| format!("list: {e}"))?;
+    let runs = store
+        .list(&RunFilter {
+            limit: 1_000_000,
+            ..RunFilter::default()
+        })
+        .map_err(|e| format!("list: {e}"))?;
     let mut snap = Snapshot::new();
     for s in runs {
-        let events = store.events(s.run_key).map_err(|e| format!("events of {}: {e}", s.run_id))?;
+        let events = store
+            .events(s.run_key)
+            .map_err(|e| format!("events of {}: {e}", s.run_id))?;
         snap.insert(s.run_id.clone(), (s.run_key, events, s.event_count));
     }
     Ok(snap)
@@ -262,12 +295,19 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
             continue;
         }
         match events.first() {
-            Some(Event::RunStarted { run_id, input, workflow, .. })
-                if run_id == run && *input == Workload::input(run) && workflow == WORKFLOW => {}
+            Some(Event::RunStarted {
+                run_id,
+                input,
+                workflow,
+                ..
+            }) if run_id == run && *input == Workload::input(run) && workflow == WORKFLOW => {}
             other => v.push(format!("{context}: {run}: journal starts with {other:?}")),
         }
         if events.len() as u32 != *event_count {
-            v.push(format!("{context}: {run}: summary says {event_count} events, journal has {}", events.len()));
+            v.push(format!(
+                "{context}: {run}: summary says {event_count} events, journal has {}",
+                events.len()
+            ));
         }
         if let Err(e) = RunState::replay(*key, events) {
             v.push(format!("{context}: {run}: journal does not replay: {e}"));
@@ -275,7 +315,12 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
         let mut completed: HashMap<u32, u32> = HashMap::new();
         for event in events {
             match event {
-                Event::StepCompleted { seq, attempt, output, .. } => {
+                Event::StepCompleted {
+                    seq,
+                    attempt,
+                    output,
+                    ..
+                } => {
                     *completed.entry(*seq).or_default() += 1;
                     match oracle.produced.get(&(run.clone(), *seq, *attempt)) {
                         Some((_, Produced::Output(o))) if o == output => {}
@@ -285,29 +330,39 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
                         )),
                     }
                 }
-                Event::StepFailed { seq, attempt, .. } => match oracle.produced.get(&(run.clone(), *seq, *attempt)) {
-                    Some((_, Produced::Failed)) => {}
-                    other => {
-                        v.push(format!("{context}: {run} seq {seq} attempt {attempt}: phantom failure ({other:?})"))
+                Event::StepFailed { seq, attempt, .. } => {
+                    match oracle.produced.get(&(run.clone(), *seq, *attempt)) {
+                        Some((_, Produced::Failed)) => {}
+                        other => v.push(format!(
+                        "{context}: {run} seq {seq} attempt {attempt}: phantom failure ({other:?})"
+                    )),
                     }
-                },
+                }
                 _ => {}
             }
         }
         for (seq, n) in completed {
             if n > 1 {
-                v.push(format!("{context}: {run} seq {seq}: {n} StepCompleted events (at most one allowed)"));
+                v.push(format!(
+                    "{context}: {run} seq {seq}: {n} StepCompleted events (at most one allowed)"
+                ));
             }
         }
     }
     // No lost acknowledgement.
     for run in &oracle.started {
         if !snap.contains_key(run) {
-            v.push(format!("{context}: {run}: start receipt was acknowledged, the run is gone"));
+            v.push(format!(
+                "{context}: {run}: start receipt was acknowledged, the run is gone"
+            ));
         }
     }
     // Per run: (seq, attempt) started, seq -> [(attempt, output)] completed, (seq, attempt) failed.
-    type Facts<'a> = (HashSet<(u32, u32)>, HashMap<u32, Vec<(u32, &'a [u8])>>, HashSet<(u32, u32)>);
+    type Facts<'a> = (
+        HashSet<(u32, u32)>,
+        HashMap<u32, Vec<(u32, &'a [u8])>>,
+        HashSet<(u32, u32)>,
+    );
     let mut facts: HashMap<&str, Facts<'_>> = HashMap::new();
     for (run, (_, events, _)) in snap {
         let f = facts.entry(run.as_str()).or_default();
@@ -316,9 +371,12 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
                 Event::StepStarted { seq, attempt, .. } => {
                     f.0.insert((*seq, *attempt));
                 }
-                Event::StepCompleted { seq, attempt, output, .. } => {
-                    f.1.entry(*seq).or_default().push((*attempt, output))
-                }
+                Event::StepCompleted {
+                    seq,
+                    attempt,
+                    output,
+                    ..
+                } => f.1.entry(*seq).or_default().push((*attempt, output)),
                 Event::StepFailed { seq, attempt, .. } => {
                     f.2.insert((*seq, *attempt));
                 }
@@ -327,7 +385,10 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
         }
     }
     for ((run, seq, attempt), life) in &oracle.handed {
-        if !facts.get(run.as_str()).is_some_and(|f| f.0.contains(&(*seq, *attempt))) {
+        if !facts
+            .get(run.as_str())
+            .is_some_and(|f| f.0.contains(&(*seq, *attempt)))
+        {
             v.push(format!(
                 "{context}: {run} seq {seq} attempt {attempt} was handed out (life {life}) but its StepStarted is lost"
             ));
@@ -337,7 +398,10 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
         let found = facts
             .get(run.as_str())
             .and_then(|f| f.1.get(seq))
-            .is_some_and(|c| c.iter().any(|(a, o)| a == attempt && *o == output.as_slice()));
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|(a, o)| a == attempt && *o == output.as_slice())
+            });
         if !found {
             v.push(format!(
                 "{context}: {run} seq {seq}: acknowledged result (attempt {attempt}, life {life}) lost or changed"
@@ -345,16 +409,26 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
         }
     }
     for (run, seq, attempt) in &oracle.acked_failures {
-        if !facts.get(run.as_str()).is_some_and(|f| f.2.contains(&(*seq, *attempt))) {
-            v.push(format!("{context}: {run} seq {seq} attempt {attempt}: acknowledged failure lost"));
+        if !facts
+            .get(run.as_str())
+            .is_some_and(|f| f.2.contains(&(*seq, *attempt)))
+        {
+            v.push(format!(
+                "{context}: {run} seq {seq} attempt {attempt}: acknowledged failure lost"
+            ));
         }
     }
     for (run, outputs) in &oracle.finished {
         let Some((_, events, _)) = snap.get(run) else {
-            v.push(format!("{context}: {run}: its outcome was published, the run is gone"));
+            v.push(format!(
+                "{context}: {run}: its outcome was published, the run is gone"
+            ));
             continue;
         };
-        if !events.last().is_some_and(|e| matches!(e, Event::RunCompleted { .. })) {
+        if !events
+            .last()
+            .is_some_and(|e| matches!(e, Event::RunCompleted { .. }))
+        {
             v.push(format!("{context}: {run}: its outcome was published, the journal does not end with RunCompleted"));
         }
         for (i, (name, output)) in outputs.iter().enumerate() {
@@ -362,7 +436,9 @@ pub fn check_state(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
                 .iter()
                 .any(|e| matches!(e, Event::StepCompleted { seq, output: o, .. } if *seq == i as u32 && o == output));
             if !ok || *name != step_name(i as u32) {
-                v.push(format!("{context}: {run}: published output of {name} is not in the journal"));
+                v.push(format!(
+                    "{context}: {run}: published output of {name} is not in the journal"
+                ));
             }
         }
     }
@@ -378,11 +454,20 @@ pub fn check_final(w: &Workload, oracle: &Oracle, snap: &Snapshot, context: &str
             v.push(format!("{context}: {run} never started"));
             continue;
         };
-        if !events.last().is_some_and(|e| matches!(e, Event::RunCompleted { .. })) {
-            v.push(format!("{context}: {run} did not complete: last event {:?}", events.last().map(Event::kind_name)));
+        if !events
+            .last()
+            .is_some_and(|e| matches!(e, Event::RunCompleted { .. }))
+        {
+            v.push(format!(
+                "{context}: {run} did not complete: last event {:?}",
+                events.last().map(Event::kind_name)
+            ));
         }
         for seq in 0..w.steps as u32 {
-            if !events.iter().any(|e| matches!(e, Event::StepCompleted { seq: s, .. } if *s == seq)) {
+            if !events
+                .iter()
+                .any(|e| matches!(e, Event::StepCompleted { seq: s, .. } if *s == seq))
+            {
                 v.push(format!("{context}: {run} step {seq} never completed"));
             }
         }
@@ -431,7 +516,9 @@ pub fn check_prefix(before: &Snapshot, after: &Snapshot, context: &str) -> Vec<S
     let mut v = Vec::new();
     for (run, (_, events, _)) in before {
         match after.get(run) {
-            None => v.push(format!("{context}: {run} was recovered before and is gone now")),
+            None => v.push(format!(
+                "{context}: {run} was recovered before and is gone now"
+            )),
             Some((_, later, _)) => {
                 if later.len() < events.len() || later[..events.len()] != events[..] {
                     let at = events
@@ -505,7 +592,10 @@ impl Caller<'_> {
 
     fn work(&self) {
         while !self.stop.load(Ordering::Acquire) {
-            match self.engine.next_work(LaneId::Sync, Duration::from_millis(2)) {
+            match self
+                .engine
+                .next_work(LaneId::Sync, Duration::from_millis(2))
+            {
                 Err(e) => return self.fail("next_work", e),
                 Ok(None) => {}
                 Ok(Some(Work::Release { handle })) => {
@@ -514,19 +604,31 @@ impl Caller<'_> {
                 Ok(Some(Work::Execute(work))) => {
                     let run = match &work.load {
                         Some(load) => {
-                            self.names.lock().unwrap().insert(work.handle, load.run_id.clone());
+                            self.names
+                                .lock()
+                                .unwrap()
+                                .insert(work.handle, load.run_id.clone());
                             load.run_id.clone()
                         }
                         None => match self.names.lock().unwrap().get(&work.handle) {
                             Some(run) => run.clone(),
                             None => {
-                                self.oracle.lock().unwrap().violation(format!("work without context: {work:?}"));
-                                return self.fail("next_work", "work for a run the caller holds no context of");
+                                self.oracle
+                                    .lock()
+                                    .unwrap()
+                                    .violation(format!("work without context: {work:?}"));
+                                return self.fail(
+                                    "next_work",
+                                    "work for a run the caller holds no context of",
+                                );
                             }
                         },
                     };
                     if work.kind != StepKind::Task {
-                        self.oracle.lock().unwrap().violation(format!("{run}: unexpected {:?} work", work.kind));
+                        self.oracle
+                            .lock()
+                            .unwrap()
+                            .violation(format!("{run}: unexpected {:?} work", work.kind));
                     }
                     let (seq, attempt) = (work.seq, work.attempt);
                     let fails = self.w.fails(&run, seq, attempt);
@@ -534,14 +636,23 @@ impl Caller<'_> {
                     {
                         let mut oracle = self.oracle.lock().unwrap();
                         oracle.handed_out(&run, seq, attempt, self.life);
-                        let produced = if fails { Produced::Failed } else { Produced::Output(output.clone()) };
+                        let produced = if fails {
+                            Produced::Failed
+                        } else {
+                            Produced::Output(output.clone())
+                        };
                         oracle.produce(&run, seq, attempt, self.life, produced);
                     }
                     let result = if fails {
-                        let error = ErrorInfo::new("Flaky", "first attempts of some steps fail", true);
-                        self.engine.step_failed(work.handle, seq, attempt, error).map_err(|e| ("step_failed", e))
+                        let error =
+                            ErrorInfo::new("Flaky", "first attempts of some steps fail", true);
+                        self.engine
+                            .step_failed(work.handle, seq, attempt, error)
+                            .map_err(|e| ("step_failed", e))
                     } else {
-                        self.engine.step_succeeded(work.handle, seq, attempt, output).map_err(|e| ("step_succeeded", e))
+                        self.engine
+                            .step_succeeded(work.handle, seq, attempt, output)
+                            .map_err(|e| ("step_succeeded", e))
                     };
                     if let Err((api, e)) = result {
                         return self.fail(api, e);
@@ -555,7 +666,14 @@ impl Caller<'_> {
 /// Opens the store and engine on `fs`, checks what recovery found, and drives
 /// the workload until it ends, fails or the deadline passes.
 pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
-    let LifeSpec { w, fs, dir, life, deadline, probe } = spec;
+    let LifeSpec {
+        w,
+        fs,
+        dir,
+        life,
+        deadline,
+        probe,
+    } = spec;
     let started_at = Instant::now();
     let ops_before = fs.ops();
     let mut report = LifeReport::default();
@@ -572,7 +690,11 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
             return finish(report, &fs);
         }
     };
-    let engine = match Engine::open(store.clone(), EngineConfig::default(), Arc::new(SystemClock)) {
+    let engine = match Engine::open(
+        store.clone(),
+        EngineConfig::default(),
+        Arc::new(SystemClock),
+    ) {
         Ok(engine) => engine,
         Err(e) => {
             report.errors.push(("open engine", e.to_string()));
@@ -583,7 +705,12 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
     drop(store);
     match snapshot(&**engine.store()) {
         Ok(snap) => {
-            oracle.violations.extend(check_state(w, oracle, &snap, &format!("recovered state (life {life})")));
+            oracle.violations.extend(check_state(
+                w,
+                oracle,
+                &snap,
+                &format!("recovered state (life {life})"),
+            ));
             report.recovered = Some(snap);
         }
         Err(e) => report.errors.push(("snapshot", e)),
@@ -633,7 +760,11 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
             // Maybe it ended in an earlier life.
             match engine.outcome(started.run_key) {
                 Ok(Some(outcome)) => {
-                    shared_oracle.lock().unwrap().finished.insert(id.clone(), outcome.outputs.clone());
+                    shared_oracle
+                        .lock()
+                        .unwrap()
+                        .finished
+                        .insert(id.clone(), outcome.outputs.clone());
                     continue;
                 }
                 Ok(None) => {}
@@ -667,7 +798,11 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
                 match engine.wait_finished(key, Some(Duration::ZERO)) {
                     Ok(Wait::Finished(outcome)) => {
                         unfinished.remove(&key);
-                        shared_oracle.lock().unwrap().finished.insert(keys[&key].clone(), outcome.outputs.clone());
+                        shared_oracle
+                            .lock()
+                            .unwrap()
+                            .finished
+                            .insert(keys[&key].clone(), outcome.outputs.clone());
                     }
                     Ok(Wait::Blocked(reason)) => {
                         shared_oracle
@@ -734,11 +869,17 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
 pub fn tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new().prefix("duro-campaign-").tempdir_in(shm) {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("duro-campaign-")
+            .tempdir_in(shm)
+        {
             return dir;
         }
     }
-    tempfile::Builder::new().prefix("duro-campaign-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("duro-campaign-")
+        .tempdir()
+        .unwrap()
 }
 
 /// The index files of a store directory (the log is on the SimFs), saved
@@ -806,7 +947,9 @@ pub fn spread(total: u64, count: u64) -> Vec<u64> {
     if count >= total {
         return (1..=total).collect();
     }
-    let mut points: Vec<u64> = (0..count).map(|i| 1 + i * (total - 1) / (count - 1).max(1)).collect();
+    let mut points: Vec<u64> = (0..count)
+        .map(|i| 1 + i * (total - 1) / (count - 1).max(1))
+        .collect();
     points.dedup();
     points
 }
