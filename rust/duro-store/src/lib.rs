@@ -18,7 +18,7 @@ pub mod memory;
 mod record;
 
 pub use api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token, DEFAULT_MAX_APPEND_BYTES};
-pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedStore, IndexCommitSite, IndexFault, IndexFaults};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use record::append_size;

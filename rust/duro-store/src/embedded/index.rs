@@ -28,11 +28,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use duro_core::journal::{decode_event, ErrorInfo, Event, RunKey, EVENT_FORMAT_VERSION};
 use duro_core::summary::{RunStatus, RunSummary};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::faults::{self, IndexCommitSite, IndexFaults};
 use crate::api::RunFilter;
 use crate::error::StoreError;
 use crate::record::{self, RecordError, RUN_EVENTS, RUN_EVENTS_V1};
@@ -144,6 +146,8 @@ pub(crate) struct Index {
     /// Summaries of unfinished runs touched since open, to fold new events into.
     cache: HashMap<RunKey, RunSummary>,
     applied_lsn: u64,
+    /// Injected commit failures (tests only).
+    faults: Option<Arc<dyn IndexFaults>>,
 }
 
 /// What one applied batch changed.
@@ -154,6 +158,15 @@ pub(crate) struct Applied {
     pub created_ids: Vec<String>,
     /// Runs that reached a terminal event.
     pub finished: Vec<RunKey>,
+}
+
+/// The injected failure of a commit at `site`, as SQLite would report it (tests only).
+fn injected(
+    faults: &Option<Arc<dyn IndexFaults>>,
+    site: IndexCommitSite,
+) -> Option<rusqlite::Error> {
+    let io = faults.as_ref()?.before_commit(site)?;
+    Some(faults::sqlite_error(site, &io))
 }
 
 fn sql_err<'p>(path: &'p Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'p {
@@ -198,7 +211,10 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection
 }
 
 impl Index {
-    pub(crate) fn open(path: &Path) -> Result<Index, StoreError> {
+    pub(crate) fn open(
+        path: &Path,
+        faults: Option<Arc<dyn IndexFaults>>,
+    ) -> Result<Index, StoreError> {
         let conn = open_connection(path, false)?;
         conn.execute_batch(SCHEMA)
             .map_err(sql_err(path, "create the schema"))?;
@@ -272,6 +288,7 @@ impl Index {
             log_dir,
             cache: HashMap::new(),
             applied_lsn: applied_lsn as u64,
+            faults,
         })
     }
 
@@ -288,12 +305,13 @@ impl Index {
     }
 
     /// Applies log records `(lsn, record_type, payload)` in LSN order, in one
-    /// transaction. Records at or below `applied_lsn` are skipped.
+    /// transaction, committed at `site`. Records at or below `applied_lsn` are skipped.
     pub(crate) fn apply<'a>(
         &mut self,
+        site: IndexCommitSite,
         records: impl Iterator<Item = (u64, u8, &'a [u8])>,
     ) -> Result<Applied, StoreError> {
-        let result = self.apply_inner(records);
+        let result = self.apply_inner(site, records);
         if result.is_err() {
             // The transaction rolled back; the cached summaries may hold its events.
             self.cache.clear();
@@ -303,6 +321,7 @@ impl Index {
 
     fn apply_inner<'a>(
         &mut self,
+        site: IndexCommitSite,
         records: impl Iterator<Item = (u64, u8, &'a [u8])>,
     ) -> Result<Applied, StoreError> {
         let path = self.path.clone();
@@ -471,6 +490,10 @@ impl Index {
             )
             .map_err(&err)?;
         }
+        if let Some(error) = injected(&self.faults, site) {
+            // Dropping the transaction rolls it back, as SQLite does after a failed commit.
+            return Err(err(error));
+        }
         tx.commit().map_err(&err)?;
         self.applied_lsn = applied.last_lsn;
         for key in &applied.finished {
@@ -485,8 +508,11 @@ impl Index {
 
     /// Makes every commit so far durable: one commit with `synchronous=FULL`
     /// syncs the SQLite WAL, which holds all earlier commits.
-    pub(crate) fn commit_durably(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn commit_durably(&mut self, site: IndexCommitSite) -> Result<(), StoreError> {
         let err = sql_err(&self.path, "sync the index");
+        if let Some(error) = injected(&self.faults, site) {
+            return Err(err(error));
+        }
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(&err)?;

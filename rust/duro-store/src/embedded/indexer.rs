@@ -1,12 +1,14 @@
 //! The indexer thread: applies durable log batches to the SQLite index,
 //! publishes how far it got, and releases log segments the index covers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use duro_wal::{DurableBatch, DurableSink, Wal, WalError};
 
+use super::faults::IndexCommitSite;
 use super::index::Index;
 use super::{lock, Registry};
 use crate::api::AckSink;
@@ -156,6 +158,8 @@ struct ProgressState {
 pub(crate) struct Progress {
     state: Mutex<ProgressState>,
     cv: Condvar,
+    /// `state.error` is set: checked on every append without taking the lock.
+    failed: AtomicBool,
 }
 
 impl Progress {
@@ -167,7 +171,13 @@ impl Progress {
                 stopped: false,
             }),
             cv: Condvar::new(),
+            failed: AtomicBool::new(false),
         }
+    }
+
+    /// The index failed: the store is stopped until reopened.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub(crate) fn applied(&self) -> u64 {
@@ -188,6 +198,7 @@ impl Progress {
 
     fn set_error(&self, error: String) {
         lock(&self.state).error.get_or_insert(error);
+        self.failed.store(true, Ordering::Release);
         self.cv.notify_all();
     }
 
@@ -216,6 +227,27 @@ impl Progress {
     }
 }
 
+/// Why the store stopped, for every later caller.
+fn stopped(error: &StoreError) -> String {
+    format!(
+        "the run index could not be updated ({error}); the log keeps every record the index may lack, \
+         and the next open applies them again"
+    )
+}
+
+/// The indexer stops at the first failed index commit (a batch, or the synced commit
+/// before a release), and the store with it: every later append and read gets
+/// [`StoreError::Failed`] saying to reopen. It does not retry, because:
+///
+/// - A failed write or fsync may have dropped the index file's dirty pages from the page
+///   cache (PostgreSQL 2018, RELIABILITY rule 5). A later sync on the same files can then
+///   succeed without the earlier commits being on disk; releasing log segments after
+///   it would delete records the index does not hold. Only a reopen, which reads the
+///   index back from disk, knows what it durably holds.
+/// - The log is the truth: nothing past the last synced index commit was released, so
+///   the next open applies every record the index lacks (or rebuilds it). Appends made
+///   before the failure were acknowledged after their log sync alone and are not lost.
+/// - Readers see no answer from an index that may differ from what it committed.
 pub(crate) fn spawn(
     mut index: Index,
     inbox: Arc<Inbox>,
@@ -236,7 +268,7 @@ pub(crate) fn spawn(
                     let records = batches
                         .iter()
                         .flat_map(|b| b.records().map(|r| (r.lsn, r.record_type, r.payload)));
-                    match index.apply(records) {
+                    match index.apply(IndexCommitSite::Batch, records) {
                         Ok(applied) => {
                             {
                                 let mut registry = lock(&registry);
@@ -251,27 +283,29 @@ pub(crate) fn spawn(
                         }
                         Err(error) => {
                             failed = true;
-                            progress.set_error(error.to_string());
+                            progress.set_error(stopped(&error));
                         }
                     }
                 }
                 let due = stop || last_release.elapsed() >= release_every;
                 if due && !failed && index.applied_lsn() > released_through {
                     // Rule 7: the index is synced before the segments it covers are deleted.
-                    let result = index.commit_durably().and_then(|()| {
-                        let guard = wal.read().unwrap_or_else(|p| p.into_inner());
-                        match guard.as_ref() {
-                            Some(wal) => wal
-                                .release_through(index.applied_lsn())
-                                .map_err(StoreError::from),
-                            None => Ok(()),
-                        }
-                    });
+                    let result = index
+                        .commit_durably(IndexCommitSite::Release)
+                        .and_then(|()| {
+                            let guard = wal.read().unwrap_or_else(|p| p.into_inner());
+                            match guard.as_ref() {
+                                Some(wal) => wal
+                                    .release_through(index.applied_lsn())
+                                    .map_err(StoreError::from),
+                                None => Ok(()),
+                            }
+                        });
                     match result {
                         Ok(()) => released_through = index.applied_lsn(),
                         Err(error) => {
                             failed = true;
-                            progress.set_error(error.to_string());
+                            progress.set_error(stopped(&error));
                         }
                     }
                     last_release = Instant::now();

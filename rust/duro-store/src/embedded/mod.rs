@@ -21,6 +21,7 @@
 //! from a backup, an older build) is set to 0700 / 0600; when that fails the
 //! open is refused ([`StoreError::Io`] naming the path and the mode).
 
+mod faults;
 mod index;
 mod indexer;
 mod lock;
@@ -47,6 +48,7 @@ use index::{Index, Reader};
 use indexer::{Inbox, Progress, Relay};
 use lock::DirLock;
 
+pub use faults::{IndexCommitSite, IndexFault, IndexFaults};
 pub use index::INDEX_FORMAT_VERSION;
 
 /// Settings of an embedded store.
@@ -189,7 +191,10 @@ fn make_store_private(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Creates (0600) and opens the index file.
-fn open_index(index_path: &Path) -> Result<Index, StoreError> {
+fn open_index(
+    index_path: &Path,
+    faults: &Option<Arc<dyn IndexFaults>>,
+) -> Result<Index, StoreError> {
     OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -201,7 +206,7 @@ fn open_index(index_path: &Path) -> Result<Index, StoreError> {
             path: index_path.to_path_buf(),
             source,
         })?;
-    Index::open(index_path)
+    Index::open(index_path, faults.clone())
 }
 
 impl EmbeddedStore {
@@ -209,6 +214,20 @@ impl EmbeddedStore {
     pub fn open(
         dir: impl AsRef<Path>,
         options: EmbeddedOptions,
+    ) -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::open_with_index_faults(dir, options, None)
+    }
+
+    /// [`EmbeddedStore::open`] with a testing hook that fails commits of the run index
+    /// (see [`IndexFaults`]). Production code passes `None`, which is `open`.
+    ///
+    /// A failed index commit stops the store (see the indexer): every later call returns
+    /// [`StoreError::Failed`] saying to reopen, no log segment is released past the last
+    /// synced index commit, and the next open applies the rest of the log again.
+    pub fn open_with_index_faults(
+        dir: impl AsRef<Path>,
+        options: EmbeddedOptions,
+        index_faults: Option<Arc<dyn IndexFaults>>,
     ) -> Result<EmbeddedStore, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.exists() {
@@ -249,7 +268,7 @@ impl EmbeddedStore {
             .map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
 
         let index_path = dir.join("index.sqlite3");
-        let mut index = match open_index(&index_path) {
+        let mut index = match open_index(&index_path, &index_faults) {
             Ok(index) => index,
             Err(StoreError::IndexCorrupt { detail, .. }) if log_is_complete => {
                 // Rebuilt from the log below; the damaged file is kept for inspection.
@@ -269,7 +288,7 @@ impl EmbeddedStore {
                     }
                 }
                 eprintln!("duro: the run index was corrupt ({detail}); rebuilt it from the log (the old file is {})", aside.display());
-                open_index(&index_path)?
+                open_index(&index_path, &index_faults)?
             }
             Err(error) => return Err(error),
         };
@@ -283,15 +302,18 @@ impl EmbeddedStore {
                 applied: index.applied_lsn(),
             });
         }
-        // Bring the index up to the log: after a crash this is the rebuild.
+        // Bring the index up to the log: after a crash this is the rebuild. A failed commit
+        // here fails the open (nothing was released: the log still holds these records, and
+        // the next open applies them again).
         for chunk in recovery.records.chunks(4_096) {
             index.apply(
+                IndexCommitSite::OpenApply,
                 chunk
                     .iter()
                     .map(|r| (r.lsn, r.record_type, r.payload.as_slice())),
             )?;
         }
-        index.commit_durably()?;
+        index.commit_durably(IndexCommitSite::OpenSync)?;
         let next_key =
             index
                 .max_run_key()?
@@ -349,8 +371,21 @@ impl EmbeddedStore {
         }
     }
 
+    /// The store stopped because the index failed to commit (see the indexer): an error
+    /// saying to reopen. Reads refuse too: after a failed write or sync the index file's
+    /// pages may no longer be what was written, so nothing is read from it until a reopen.
+    fn check_index(&self) -> Result<(), StoreError> {
+        if self.progress.failed() {
+            if let Some(error) = self.progress.error() {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until the index holds everything durable now.
     fn catch_up(&self) -> Result<(), StoreError> {
+        self.check_index()?;
         let target = self.with_wal(|wal| Ok(wal.durable_lsn()))?;
         if self.progress.applied() >= target {
             return Ok(());
@@ -445,6 +480,7 @@ impl Store for EmbeddedStore {
         if registry.closed {
             return Err(StoreError::Closed);
         }
+        self.check_index()?;
         let existing = match registry.pending_ids.get(run_id) {
             Some(&key) => Some(key),
             None => lock(&self.reader).run_key_of(run_id)?,
@@ -489,6 +525,7 @@ impl Store for EmbeddedStore {
         if registry.closed {
             return Err(StoreError::Closed);
         }
+        self.check_index()?;
         let (next, ended) = match registry.positions.get(&run_key) {
             Some(&entry) => entry,
             None => {
