@@ -11,6 +11,8 @@ import json
 import pickle
 from typing import Any, Protocol, runtime_checkable
 
+from ._core import CorruptionError
+
 
 @runtime_checkable
 class Codec(Protocol):
@@ -71,9 +73,16 @@ class JsonCodec:
         return "".join(self._iterencode(value, 0)).encode("utf-8")
 
     def decode(self, data: bytes) -> Any:
+        """Raises :class:`duro.CorruptionError` for bytes that are not a JSON value (stored
+        garbage), never a bare ``ValueError``/``UnicodeDecodeError``/``RecursionError``."""
         if not data:
             return None
-        return self._decoder.decode(data.decode("utf-8"))
+        try:
+            return self._decoder.decode(data.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise CorruptionError(
+                f"a stored value of {len(data)} bytes is not valid JSON for the json codec: {exc}"
+            ) from exc
 
 
 class PickleCodec:
