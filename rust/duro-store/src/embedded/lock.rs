@@ -29,15 +29,27 @@ impl DirLock {
             .mode(0o600)
             .open(&path)
             .map_err(io_err("open the lock file"))?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        // A lock this process released a moment ago can still be held by a child that
+        // another thread forked (it inherits the descriptor until its exec closes it):
+        // when the holder is this process, try again for a short while before saying so.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
             let error = std::io::Error::last_os_error();
             if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let mut holder = String::new();
+                let _ = file.seek(SeekFrom::Start(0));
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim().to_owned();
                 if holder == std::process::id().to_string() {
+                    if std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
                     return Err(StoreError::LockedHere {
                         path: dir.to_path_buf(),
                     });
