@@ -98,7 +98,8 @@ fn store_error(error: &RustStoreError) -> PyErr {
         }
         RustStoreError::IndexCorrupt { .. }
         | RustStoreError::BadRecord { .. }
-        | RustStoreError::LogBehindIndex { .. } => CorruptionError::new_err(message),
+        | RustStoreError::LogBehindIndex { .. }
+        | RustStoreError::LogGap { .. } => CorruptionError::new_err(message),
         RustStoreError::Wal(duro_wal::WalError::Corrupt { .. }) => {
             CorruptionError::new_err(message)
         }

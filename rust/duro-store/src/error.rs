@@ -37,6 +37,16 @@ pub enum StoreError {
         log_next: u64,
         applied: u64,
     },
+    #[error(
+        "the log in {path} starts at LSN {first_lsn}, but the run index holds records only up to LSN {applied}: \
+         the records in between are in neither (log segments were deleted, or the index file was removed or \
+         replaced); restore the store directory from a backup"
+    )]
+    LogGap {
+        path: PathBuf,
+        first_lsn: u64,
+        applied: u64,
+    },
     #[error("the store at {path} is already open in this process; close the other engine first, or share it")]
     LockedHere { path: PathBuf },
     #[error("cannot {op} {path}: {source}; check that the directory exists and this user may read and write it")]

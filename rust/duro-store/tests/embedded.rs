@@ -742,4 +742,20 @@ fn applied_log_segments_are_removed() {
     );
     assert!(store.summary("trigger").unwrap().is_some());
     store.close().unwrap();
+    drop(store);
+
+    // The index is now the only copy of the released records: a store whose index file
+    // was removed must refuse to open, naming the gap, not open without those runs.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("index.sqlite3{suffix}")));
+    }
+    match EmbeddedStore::open(dir.path(), options(std::time::Duration::from_secs(3_600))) {
+        Err(StoreError::LogGap {
+            first_lsn, applied, ..
+        }) => {
+            assert!(first_lsn > 1 && applied == 0, "{first_lsn} {applied}")
+        }
+        Err(other) => panic!("expected LogGap, got {other}"),
+        Ok(_) => panic!("a store whose index lost released records opened"),
+    }
 }

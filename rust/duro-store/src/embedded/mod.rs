@@ -302,6 +302,18 @@ impl EmbeddedStore {
                 applied: index.applied_lsn(),
             });
         }
+        // Released segments were in the index before they were deleted, so the log must
+        // start at or before the first record the index lacks. A gap means records are in
+        // neither: refuse rather than open a store that silently lost runs.
+        if let Some(first) = recovery.records.first() {
+            if first.lsn > index.applied_lsn() + 1 {
+                return Err(StoreError::LogGap {
+                    path: dir.join("wal"),
+                    first_lsn: first.lsn,
+                    applied: index.applied_lsn(),
+                });
+            }
+        }
         // Bring the index up to the log: after a crash this is the rebuild. A failed commit
         // here fails the open (nothing was released: the log still holds these records, and
         // the next open applies them again).
