@@ -20,7 +20,7 @@ def test_the_workflow_deadline_fails_the_run_while_a_step_still_runs(engine: dur
     release = threading.Event()
     compensated: List[str] = []
     flow = (
-        duro.workflow(name, timeout="300ms")
+        duro.workflow(name, timeout="1s")
         .step("a", lambda i: "A", compensate=lambda i, out: compensated.append(out))
         .step("hangs", lambda i: release.wait(30) and "late", compensate=lambda i, out: compensated.append(out))
         .step("never", lambda i: "never")
@@ -49,7 +49,7 @@ async def test_the_workflow_deadline_fails_an_async_run_while_its_step_awaits(en
         await asyncio.sleep(30)
         return "late"
 
-    flow = duro.workflow(name, timeout="300ms").step("hangs", hangs)
+    flow = duro.workflow(name, timeout="1s").step("hangs", hangs)
     handle = await flow.run_async(None, engine=engine)
     result = await asyncio.wait_for(handle.result_async(), 20)
     assert not result.ok and result.error is not None
@@ -67,7 +67,7 @@ async def test_the_workflow_deadline_fails_an_async_run_while_its_step_awaits(en
     async def undo(i: object, out: object) -> None:
         compensated.append(str(out))
 
-    flow2 = duro.workflow(f"{name}-2", timeout="300ms").step("a", lambda i: "A", compensate=undo).step("late", late)
+    flow2 = duro.workflow(f"{name}-2", timeout="1s").step("a", lambda i: "A", compensate=undo).step("late", late)
     h2 = await flow2.run_async(None, engine=engine)
     r2 = await asyncio.wait_for(h2.result_async(), 20)
     assert r2.error is not None and r2.error.failed_step == "late"
@@ -84,14 +84,16 @@ async def test_the_workflow_deadline_fails_an_async_run_while_its_step_awaits(en
 
 def test_cancel_with_compensation_on_a_paused_run_compensates(engine: duro.Engine, name: str) -> None:
     compensated: List[str] = []
-    gate = threading.Event()
+    gate, a_ran = threading.Event(), threading.Event()
     flow = (
         duro.workflow(name)
-        .step("a", lambda i: "A", compensate=lambda i, out: compensated.append(out))
+        .step("a", lambda i: a_ran.set() or "A", compensate=lambda i, out: compensated.append(out))
         .step("b", lambda i: gate.wait(30) and "B")
         .step("c", lambda i: "C")
     )
     handle = flow.run(None, engine=engine)
+    # Pause once "a" ran (paused earlier, there would be nothing to compensate).
+    assert a_ran.wait(20)
     handle.pause()
     gate.set()
     deadline = time.monotonic() + 20
