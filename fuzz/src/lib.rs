@@ -62,7 +62,10 @@ pub fn check(name: &str, data: &[u8]) {
     }
     let largest = fuzzkit::largest();
     if largest > LARGEST_ALLOCATION {
-        panic!("{name}: one allocation of {largest} bytes for a {}-byte input", data.len());
+        panic!(
+            "{name}: one allocation of {largest} bytes for a {}-byte input",
+            data.len()
+        );
     }
 }
 

@@ -65,13 +65,19 @@ fn main() -> ExitCode {
         Some(target) if args.len() >= 2 && TARGETS.iter().any(|(n, _)| *n == target) => {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                let message = match (
+                    info.payload().downcast_ref::<&str>(),
+                    info.payload().downcast_ref::<String>(),
+                ) {
                     (Some(s), _) => s.to_string(),
                     (_, Some(s)) => s.clone(),
                     _ => String::new(),
                 };
                 let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-                PANICS.lock().unwrap_or_else(|p| p.into_inner()).push(format!("panicked at {location}: {message}"));
+                PANICS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("panicked at {location}: {message}"));
                 previous(info);
             }));
             let (mut known, mut new) = (0, 0);
@@ -85,10 +91,15 @@ fn main() -> ExitCode {
                     Ok(()) if panics.is_empty() => println!("ok      {}", file.display()),
                     _ => {
                         // Known when every panic (a broken property panics too) is a known bug.
-                        let tests: Vec<Option<&str>> = panics.iter().map(|p| known_bug(target, p)).collect();
+                        let tests: Vec<Option<&str>> =
+                            panics.iter().map(|p| known_bug(target, p)).collect();
                         if !tests.is_empty() && tests.iter().all(Option::is_some) {
                             known += 1;
-                            println!("KNOWN   {} (bug with regression test {})", file.display(), tests[0].unwrap());
+                            println!(
+                                "KNOWN   {} (bug with regression test {})",
+                                file.display(),
+                                tests[0].unwrap()
+                            );
                         } else {
                             new += 1;
                             println!("FAILED  {}: {}", file.display(), panics.join("; "));
@@ -96,7 +107,10 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            println!("replay {target}: {} inputs, {new} new failures, {known} known bugs", files.len());
+            println!(
+                "replay {target}: {} inputs, {new} new failures, {known} known bugs",
+                files.len()
+            );
             if new == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -104,7 +118,9 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: replay <target> <file or dir>... | replay --corpus <dir> | replay --list");
+            eprintln!(
+                "usage: replay <target> <file or dir>... | replay --corpus <dir> | replay --list"
+            );
             ExitCode::from(2)
         }
     }

@@ -624,7 +624,10 @@ fn event_loop_callers_learn_of_the_store_failure() {
 #[test]
 fn io_errors_reopen_without_reboot_then_power_loss() {
     // Named apart from io-sequence so the report tells the two campaigns apart.
-    let w = Workload { name: "io-reopen-power-loss", ..workload("io-sequence") };
+    let w = Workload {
+        name: "io-reopen-power-loss",
+        ..workload("io-sequence")
+    };
     assert_clean(io_campaign(&w, 30, 1, true));
 }
 

@@ -374,7 +374,8 @@ impl Core {
             return true;
         }
         py.detach(|| {
-            let until = std::time::Instant::now() + std::time::Duration::from_micros(max_us.min(1_000));
+            let until =
+                std::time::Instant::now() + std::time::Duration::from_micros(max_us.min(1_000));
             loop {
                 if engine.durable_position() >= position {
                     return true;
