@@ -210,18 +210,28 @@ fn close_open_step(
             retryable: false,
             ..reason.clone()
         };
-        state.emit(
-            Event::StepFailed {
-                seq,
-                attempt,
-                error,
-                retry_at_ms: None,
-                at_ms: now_ms,
-            },
-            out,
-        )?;
+        give_up(state, seq, attempt, error, now_ms, out)?;
     }
     Ok(())
+}
+
+/// Records that attempt `attempt` of the step at `seq` failed with no retry to follow.
+fn give_up(
+    state: &mut RunState,
+    seq: Seq,
+    attempt: u32,
+    error: ErrorInfo,
+    now_ms: Millis,
+    out: &mut Vec<Event>,
+) -> Result<(), CoreError> {
+    let failed = Event::StepFailed {
+        seq,
+        attempt,
+        error,
+        retry_at_ms: None,
+        at_ms: now_ms,
+    };
+    state.emit(failed, out)
 }
 
 /// The run failed (a step gave up, or it timed out): compensate and run the
@@ -283,16 +293,7 @@ fn drive_function_step(
             && step.unfinished_attempts() >= limits.max_recovery_attempts
         {
             let (attempt, error) = (step.attempts, recovery_limit_error(name, step.attempts));
-            state.emit(
-                Event::StepFailed {
-                    seq,
-                    attempt,
-                    error,
-                    retry_at_ms: None,
-                    at_ms: now_ms,
-                },
-                out,
-            )?;
+            give_up(state, seq, attempt, error, now_ms, out)?;
             return Ok(None);
         }
     }
@@ -513,16 +514,7 @@ pub fn next_action(
                             ),
                             false,
                         );
-                        state.emit(
-                            Event::StepFailed {
-                                seq,
-                                attempt,
-                                error,
-                                retry_at_ms: None,
-                                at_ms: now_ms,
-                            },
-                            out,
-                        )?;
+                        give_up(state, seq, attempt, error, now_ms, out)?;
                     }
                     _ => {
                         let wake = match (timer_at, deadline) {
