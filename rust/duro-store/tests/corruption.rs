@@ -220,23 +220,9 @@ fn page_corruption_campaign_never_returns_wrong_data() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
-/// Prints a campaign's summary line and appends it to the file named by
-/// `DURO_CAMPAIGN_REPORT` (scripts/test.sh sets it and prints the file at the end:
-/// the test harness swallows what passing tests print).
-fn report_campaign(line: &str) {
-    println!("{line}");
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
-        return;
-    };
-    use std::io::Write;
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = file.write_all(format!("{line}\n").as_bytes());
-    }
-}
+#[path = "../../../fuzz/common/report.rs"]
+mod report;
+use report::report_campaign;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

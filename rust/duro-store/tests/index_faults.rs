@@ -577,20 +577,6 @@ fn index_commit_faults_stop_the_store_and_the_log_recovers_it() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// Prints a campaign's summary line and appends it to the file named by
-/// `DURO_CAMPAIGN_REPORT` (scripts/test.sh sets it and prints the file at the end:
-/// the test harness swallows what passing tests print).
-fn report_campaign(line: &str) {
-    println!("{line}");
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
-        return;
-    };
-    use std::io::Write;
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = file.write_all(format!("{line}\n").as_bytes());
-    }
-}
+#[path = "../../../fuzz/common/report.rs"]
+mod report;
+use report::report_campaign;

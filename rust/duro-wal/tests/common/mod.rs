@@ -148,21 +148,7 @@ pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Prints a campaign's summary line and appends it to the file named by
-/// `DURO_CAMPAIGN_REPORT` (scripts/test.sh sets it and prints the file at the end:
-/// the test harness swallows what passing tests print).
-pub fn report_campaign(line: &str) {
-    println!("{line}");
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
-        return;
-    };
-    use std::io::Write;
-    // One write of a whole line on an O_APPEND descriptor: lines of concurrent tests never mix.
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = file.write_all(format!("{line}\n").as_bytes());
-    }
-}
+#[path = "../../../../fuzz/common/report.rs"]
+mod report;
+#[allow(unused_imports)]
+pub use report::report_campaign;
