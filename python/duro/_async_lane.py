@@ -76,11 +76,10 @@ class AsyncDriver:
         self._durable: Dict[int, List[Waiter]] = {}
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
-        # Durability as the loop last saw it, and the positions watched: one
-        # future per watched position, shared by every waiter whose position
-        # is at or below it (positions only grow, so there are a few at most).
+        # Durability as the loop last saw it, and the rounds waited for: one
+        # future per sync round (``Core.sync_round``: the position that makes a
+        # whole batch durable), shared by every run whose step is in that batch.
         self._durable_seen = 0
-        self._durable_watched = 0
         self._rounds: Dict[int, "asyncio.Future[None]"] = {}
         if loop is None:
             loop = asyncio.new_event_loop()
@@ -181,6 +180,19 @@ class AsyncDriver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _round(self, position: int) -> "Optional[asyncio.Future[None]]":
+        """The future of the sync round that makes ``position`` durable; None if it is already."""
+        key = self._core.sync_round(position)
+        if key == 0:
+            if position > self._durable_seen:
+                self._durable_seen = position
+            return None
+        round_ = self._rounds.get(key)
+        if round_ is None:
+            round_ = self._rounds[key] = self.loop.create_future()
+            self._core.watch_durable(key)
+        return round_
+
     async def until_durable(self, position: int) -> None:
         """Returns once every store position up to ``position`` is durable (loop thread only)."""
         if self._durable_seen < position and not self._rounds and not getattr(self.loop, "_ready", True):
@@ -192,15 +204,9 @@ class AsyncDriver:
                 self._durable_seen = max(self._durable_seen, position)
                 return
         while self._durable_seen < position:
-            watched = self._durable_watched
-            if position > watched:
-                watched = self._durable_watched = position
-                self._rounds[watched] = self.loop.create_future()
-                self._core.watch_durable(watched)
-            round_ = self._rounds.get(watched)
+            round_ = self._round(position)
             if round_ is None:
-                round_ = self._rounds[watched] = self.loop.create_future()
-                self._core.watch_durable(watched)
+                return
             await round_
 
     async def _drive(self, work: Any) -> None:
@@ -262,7 +268,15 @@ class AsyncDriver:
                     continue
                 work, position = nxt
                 if position > self._durable_seen:
-                    await self.until_durable(position)
+                    if self._rounds:
+                        # Other runs wait for a sync: join their round (no spin, no coroutine).
+                        while position > self._durable_seen:
+                            round_ = self._round(position)
+                            if round_ is None:
+                                break
+                            await round_
+                    else:
+                        await self.until_durable(position)
             except DuroError:
                 return  # the store failed (already logged); the run resumes on reopen
 

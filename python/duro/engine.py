@@ -37,11 +37,15 @@ log = logging.getLogger("duro")
 SETTLE_SECONDS = 0.2
 
 _FORKED = False
+#: Forks this process descends from: an engine opened under another count belongs to
+#: an ancestor. (Checked on every call; os.getpid() would be a system call each time.)
+_FORK_GENERATION = 0
 
 
 def _after_fork_in_child() -> None:
-    global _FORKED
+    global _FORKED, _FORK_GENERATION
     _FORKED = True
+    _FORK_GENERATION += 1
 
 
 if hasattr(os, "register_at_fork"):
@@ -91,6 +95,7 @@ class Engine:
         self.codec: Codec = codec or JsonCodec()
         self.fsync = fsync
         self._pid = os.getpid()
+        self._fork_generation = _FORK_GENERATION
         self._core = _core.Core(
             None if self.path is None else str(self.path),
             max_payload_bytes=max_payload_bytes,
@@ -168,7 +173,7 @@ class Engine:
     def _check_usable(self) -> None:
         if self._closed:
             raise _core.EngineClosed("this engine was closed; open a new duro.Engine")
-        if os.getpid() != self._pid:
+        if _FORK_GENERATION != self._fork_generation:
             raise DuroError(
                 "this engine was opened in the parent process before os.fork(); open a new duro.Engine in the child"
             )

@@ -519,6 +519,12 @@ impl Engine {
         self.inner.store.durable_position()
     }
 
+    /// See [`duro_store::Store::sync_round`]: the position to watch (with `watch_durable`) so that
+    /// `position` is durable, shared by the positions of one sync; 0 if durable already.
+    pub fn sync_round(&self, position: u64) -> u64 {
+        self.inner.store.sync_round(position)
+    }
+
     /// Records an event for the run; a wait for it continues.
     pub fn send_event(
         &self,

@@ -520,6 +520,12 @@ impl Core {
         self.engine.watch_durable(position);
     }
 
+    /// The position to watch so that `position` is durable, shared by the positions
+    /// one sync makes durable; 0 if it is durable already.
+    fn sync_round(&self, position: u64) -> u64 {
+        self.engine.sync_round(position)
+    }
+
     fn take_durable(&self) -> Vec<u64> {
         self.engine.take_durable_notices()
     }

@@ -136,6 +136,18 @@ pub trait Store: Send + Sync {
     /// Every receipt with a position at or below this is durable.
     fn durable_position(&self) -> u64;
 
+    /// The durable position to wait for so that `position` is durable, the same for
+    /// positions that become durable together (one sync), so that their waiters can share
+    /// one wake-up; 0 if `position` is durable already. A hint: after it is reached,
+    /// check `durable_position` again. By default every position is its own round.
+    fn sync_round(&self, position: u64) -> u64 {
+        if self.durable_position() >= position {
+            0
+        } else {
+            position
+        }
+    }
+
     /// The run's summary, by the user's run id.
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError>;
 

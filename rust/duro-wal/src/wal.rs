@@ -118,6 +118,8 @@ struct Shared {
     /// Set by appenders, cleared by the writer when it takes the pending records
     /// (lets the writer spin without taking the lock).
     has_work: AtomicBool,
+    /// The last LSN the writer has taken into the batch it is writing (see `sync_round`).
+    taken_lsn: AtomicU64,
     durable_lsn: AtomicU64,
     failed: AtomicBool,
     status: Mutex<Status>,
@@ -231,6 +233,7 @@ impl Wal {
             }),
             work_cv: Condvar::new(),
             has_work: AtomicBool::new(false),
+            taken_lsn: AtomicU64::new(durable_lsn),
             durable_lsn: AtomicU64::new(durable_lsn),
             failed: AtomicBool::new(false),
             status: Mutex::new(Status::default()),
@@ -291,6 +294,24 @@ impl Wal {
     /// The highest LSN known durable (0 if none).
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// The durable LSN to wait for so that `lsn` is durable, shared by every record of one
+    /// batch: 0 if `lsn` is durable already; the batch's last LSN if the writer is writing
+    /// the batch that holds it; else the first LSN after that batch (the next batch takes
+    /// every record appended before it starts, `lsn` included). Waiters that wait for the
+    /// same value can share one wake-up. A hint: the batch may be written in pieces (a new
+    /// segment), so re-check `durable_lsn` after waiting.
+    pub fn sync_round(&self, lsn: Lsn) -> Lsn {
+        if self.shared.durable_lsn.load(Ordering::Acquire) >= lsn {
+            return 0;
+        }
+        let taken = self.shared.taken_lsn.load(Ordering::Acquire);
+        if lsn <= taken {
+            taken
+        } else {
+            taken + 1
+        }
     }
 
     /// The LSN the next appended record will get.
@@ -683,6 +704,9 @@ fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Result<(), WalE
             }
             pending.writer_idle = false;
             shared.has_work.store(false, Ordering::Release);
+            shared
+                .taken_lsn
+                .store(pending.next_lsn - 1, Ordering::Release);
             std::mem::swap(&mut pending.buf, &mut buf);
             std::mem::swap(&mut pending.chunks, &mut chunks);
             std::mem::swap(&mut pending.tokens, &mut tokens);

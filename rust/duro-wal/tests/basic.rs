@@ -588,3 +588,55 @@ fn reopen_copies_the_last_segment_and_continues_in_the_spare_or_in_place() {
         }
     }
 }
+
+/// `sync_round`: records waiting for the same batch share one round (the first LSN after
+/// the batch being written), a durable record needs none, and reaching the round makes
+/// every record of the batch durable.
+#[test]
+fn records_of_one_batch_share_a_sync_round() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct GateSink {
+        open: AtomicBool,
+    }
+    impl duro_wal::DurableSink for GateSink {
+        fn durable(&self, _: Arc<duro_wal::DurableBatch>) {
+            while !self.open.load(Ordering::Acquire) {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        fn failed(&self, _: &[u64], _: &WalError) {}
+    }
+
+    let sink = Arc::new(GateSink {
+        open: AtomicBool::new(false),
+    });
+    let (wal, _) = Wal::open(
+        Arc::new(SimFs::new()),
+        &dir(),
+        small_options(),
+        sink.clone(),
+    )
+    .unwrap();
+    wal.append_ticket(&[Record::new(1, b"first")])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(wal.sync_round(1), 0, "a durable record needs no round");
+    // The writer is parked in the sink after batch 1: these wait for the next batch.
+    let last = (0..5u64)
+        .map(|i| {
+            wal.append(&[Record::new(1, &payload(i, 20))], None)
+                .unwrap()
+        })
+        .last()
+        .unwrap();
+    assert_eq!(last, 6);
+    let rounds: Vec<u64> = (2..=6).map(|lsn| wal.sync_round(lsn)).collect();
+    assert_eq!(rounds, vec![2; 5], "one round for the whole pending batch");
+    sink.open.store(true, Ordering::Release);
+    wal.wait_durable(2).unwrap();
+    // The round was reached: every record of the batch is durable with it.
+    assert!(wal.durable_lsn() >= 6);
+    assert!((2..=6).all(|lsn| wal.sync_round(lsn) == 0));
+}

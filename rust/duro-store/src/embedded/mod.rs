@@ -587,6 +587,12 @@ impl Store for EmbeddedStore {
         self.with_wal(|wal| Ok(wal.durable_lsn())).unwrap_or(0)
     }
 
+    fn sync_round(&self, position: u64) -> u64 {
+        // Closed: the position itself (waiters then hear that the store closed).
+        self.with_wal(|wal| Ok(wal.sync_round(position)))
+            .unwrap_or(position)
+    }
+
     fn summary(&self, run_id: &str) -> Result<Option<RunSummary>, StoreError> {
         self.catch_up()?;
         lock(&self.reader).summary_by_id(run_id)
