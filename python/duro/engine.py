@@ -447,9 +447,9 @@ class Engine:
 
     def _result_from(self, outcome: Any, run_key: int) -> RunResult:
         status, run_id, outputs, _output, error, failed_step, failed_attempt, comp_errors, completed_at = outcome
-        completed = _time(completed_at)
         if status == "completed":
-            return RunResult(run_id, status, completed_at=completed, raw_outputs=outputs, decode=self.codec.decode)
+            return RunResult(run_id, status, completed_at_ms=completed_at, raw_outputs=outputs, decode=self.codec.decode)
+        completed = _time(completed_at)
         journal = self._journal(run_key)
         compensations = [CompensationError(step=name, error_type=e[0], message=e[1]) for name, e in comp_errors]
         if status == "cancelled":

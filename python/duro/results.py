@@ -57,7 +57,7 @@ class RunResult:
     """How a run ended. ``value`` maps step names to their outputs (decoded on
     first access), ``None`` unless the run completed."""
 
-    __slots__ = ("run_id", "status", "error", "completed_at", "_raw", "_decode", "_value")
+    __slots__ = ("run_id", "status", "error", "_completed_at", "_completed_at_ms", "_raw", "_decode", "_value")
 
     def __init__(
         self,
@@ -68,14 +68,23 @@ class RunResult:
         completed_at: Optional[datetime] = None,
         raw_outputs: Optional[List[Any]] = None,
         decode: Any = None,
+        completed_at_ms: Optional[int] = None,
     ) -> None:
         self.run_id = run_id
         self.status = status
         self.error = error
-        self.completed_at = completed_at
+        self._completed_at = completed_at
+        self._completed_at_ms = completed_at_ms
         self._raw = raw_outputs
         self._decode = decode
         self._value = value
+
+    @property
+    def completed_at(self) -> Optional[datetime]:
+        """When the run ended (UTC); made on first access, like ``value``."""
+        if self._completed_at is None and self._completed_at_ms is not None:
+            self._completed_at = _time(self._completed_at_ms)
+        return self._completed_at
 
     @property
     def ok(self) -> bool:
