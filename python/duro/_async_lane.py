@@ -69,7 +69,6 @@ class AsyncDriver:
         self._core = engine._core
         self._runner = runner
         self._contexts: Dict[int, RunContext] = {}
-        self._next: Dict[int, "asyncio.Future[Any]"] = {}
         self._tasks: Set["asyncio.Task[None]"] = set()
         self._lock = threading.Lock()
         self._finished: Dict[int, List[Waiter]] = {}
@@ -152,9 +151,7 @@ class AsyncDriver:
     def _fail_waiters(self, failure: BaseException) -> None:
         rounds = list(self._rounds.values())
         self._rounds.clear()
-        nexts = list(self._next.values())
-        self._next.clear()
-        for future in rounds + nexts:
+        for future in rounds:
             if not future.done():
                 future.set_exception(failure)
         with self._lock:
@@ -169,10 +166,6 @@ class AsyncDriver:
 
     def _dispatch(self, work: Any) -> None:
         handle = work[1]
-        waiting = self._next.pop(handle, None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(work)
-            return
         if work[0] == RELEASE:
             self._contexts.pop(handle, None)
             return
@@ -261,11 +254,11 @@ class AsyncDriver:
                 return  # the attempt was closed while it ran; the run went on without it
             try:
                 if nxt is None:
-                    # Dormant, ended, or continued later through the lane.
-                    future: "asyncio.Future[Any]" = self.loop.create_future()
-                    self._next[handle] = future
-                    work = await future
-                    continue
+                    # Dormant, ended, or continued later through the lane: its next work
+                    # (or its release) comes through the lane to a new task, which finds
+                    # the run's context in self._contexts. Waiting here for it would cost
+                    # a future and a wake-up for every run that simply ended.
+                    return
                 work, position = nxt
                 if position > self._durable_seen:
                     if self._rounds:
