@@ -12,7 +12,7 @@
 //! `retry_at_ms` is `None`).
 
 mod codec;
-mod wire;
+pub(crate) mod wire;
 
 pub use codec::{decode_event, encode_event, supports_event_format, EVENT_FORMAT_VERSION};
 

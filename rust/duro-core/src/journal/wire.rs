@@ -4,11 +4,11 @@
 
 use crate::error::DecodeError;
 
-pub(super) fn put_u8(out: &mut Vec<u8>, value: u8) {
+pub(crate) fn put_u8(out: &mut Vec<u8>, value: u8) {
     out.push(value);
 }
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -17,34 +17,34 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// `None` is 0, `Some(v)` is `v + 1`. Values are milliseconds, far below `u64::MAX`.
-pub(super) fn put_opt_varint(out: &mut Vec<u8>, value: Option<u64>) {
+pub(crate) fn put_opt_varint(out: &mut Vec<u8>, value: Option<u64>) {
     put_varint(out, value.map_or(0, |v| v.saturating_add(1)));
 }
 
-pub(super) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-pub(super) struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, offset: 0 }
     }
 
-    pub(super) fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.offset
     }
 
-    pub(super) fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() - self.offset
     }
 
-    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let byte = *self.bytes.get(self.offset).ok_or(DecodeError::Truncated {
             offset: self.offset,
             needed: 1,
@@ -53,7 +53,7 @@ impl<'a> Reader<'a> {
         Ok(byte)
     }
 
-    pub(super) fn bool(&mut self) -> Result<bool, DecodeError> {
+    pub(crate) fn bool(&mut self) -> Result<bool, DecodeError> {
         let at = self.offset;
         match self.u8()? {
             0 => Ok(false),
@@ -65,7 +65,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let start = self.offset;
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -88,7 +88,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let start = self.offset;
         let value = self.varint()?;
         u32::try_from(value).map_err(|_| DecodeError::Invalid {
@@ -97,14 +97,14 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn opt_varint(&mut self) -> Result<Option<u64>, DecodeError> {
+    pub(crate) fn opt_varint(&mut self) -> Result<Option<u64>, DecodeError> {
         Ok(match self.varint()? {
             0 => None,
             v => Some(v - 1),
         })
     }
 
-    pub(super) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len_offset = self.offset;
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
@@ -122,7 +122,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    pub(super) fn string(&mut self) -> Result<String, DecodeError> {
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
         let at = self.offset;
         let bytes = self.bytes()?;
         std::str::from_utf8(bytes)

@@ -9,7 +9,16 @@
 //!      created_at, started_at, updated_at, completed_at, current_step, step_count,
 //!      completed_step_count, error_type, error_message, error_retryable, wake_at, event_count, crc)
 //! events(run_key, position, body BLOB, crc, PRIMARY KEY(run_key, position)) WITHOUT ROWID
+//! run_folds(run_key INTEGER PRIMARY KEY, event_count, fold BLOB, crc)
 //! ```
+//!
+//! `run_folds` holds, for each unfinished run, the rest of the summary fold
+//! (`SummaryFold::encode`) as of `event_count` events, so the next events of a
+//! run whose summary is not cached fold on from it instead of re-reading the
+//! whole journal (a long run resumed after a crash). It is a cache: a row whose
+//! `event_count` differs from the run's (an older build applied events without
+//! keeping it), whose checksum fails, or that does not decode is ignored and
+//! the journal folded again. Finished runs have no row.
 //!
 //! `events.body` is the journal codec's encoding of one event; `runs` is the
 //! summary folded from them. `event_format_version` is the newest journal
@@ -31,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use duro_core::journal::{decode_event, ErrorInfo, Event, RunKey, EVENT_FORMAT_VERSION};
-use duro_core::summary::{RunStatus, RunSummary};
+use duro_core::summary::{RunStatus, RunSummary, SummaryFold};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::faults::{self, IndexCommitSite, IndexFaults};
@@ -74,6 +83,12 @@ CREATE TABLE IF NOT EXISTS events (
     crc INTEGER NOT NULL,
     PRIMARY KEY (run_key, position)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_folds (
+    run_key INTEGER PRIMARY KEY,
+    event_count INTEGER NOT NULL,
+    fold BLOB NOT NULL,
+    crc INTEGER NOT NULL
+);
 ";
 
 const SUMMARY_COLUMNS: &str = "run_key, run_id, workflow, version, status, created_at, started_at, updated_at, \
@@ -85,6 +100,13 @@ pub(crate) fn event_crc(run_key: RunKey, position: u32, body: &[u8]) -> u32 {
     let mut crc = crc32c::crc32c(&run_key.to_le_bytes());
     crc = crc32c::crc32c_append(crc, &position.to_le_bytes());
     crc32c::crc32c_append(crc, body)
+}
+
+/// Checksum of a `run_folds` row.
+pub(crate) fn fold_crc(run_key: RunKey, event_count: u32, fold: &[u8]) -> u32 {
+    let mut crc = crc32c::crc32c(&run_key.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &event_count.to_le_bytes());
+    crc32c::crc32c_append(crc, fold)
 }
 
 /// Checksum of a run row: every column shown to users, in a fixed order.
@@ -484,6 +506,27 @@ impl Index {
                         _ => err(e),
                     })?;
             }
+            let mut put_fold = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO run_folds(run_key, event_count, fold, crc) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&err)?;
+            let mut drop_fold = tx
+                .prepare_cached("DELETE FROM run_folds WHERE run_key = ?1")
+                .map_err(&err)?;
+            for key in &touched {
+                let s = &self.cache[key];
+                if s.status.is_terminal() {
+                    drop_fold.execute([s.run_key as i64]).map_err(&err)?;
+                } else {
+                    let fold = s.fold.encode();
+                    let crc = fold_crc(s.run_key, s.event_count, &fold);
+                    put_fold
+                        .execute(params![s.run_key as i64, s.event_count, fold, crc])
+                        .map_err(&err)?;
+                }
+            }
             tx.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('applied_lsn', ?1)",
                 [applied.last_lsn as i64],
@@ -530,7 +573,58 @@ impl Index {
     }
 }
 
+/// A run's summary to fold its next events into: from its row and its kept fold when they
+/// agree, else folded again from its journal.
 fn load_summary(
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Option<RunSummary>, StoreError> {
+    if let Some(summary) = kept_summary(conn, path, run_key)? {
+        return Ok(Some(summary));
+    }
+    refold_summary(conn, path, run_key)
+}
+
+/// The run's row with its `run_folds` row, if that row is usable (see the module doc).
+fn kept_summary(
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Option<RunSummary>, StoreError> {
+    let err = corrupt_rows(path, "read a run");
+    let kept: Option<(u32, Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT event_count, fold, crc FROM run_folds WHERE run_key = ?1")
+        .map_err(&err)?
+        .query_row([run_key as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .map_err(&err)?;
+    let Some((event_count, bytes, crc)) = kept else {
+        return Ok(None);
+    };
+    if crc != i64::from(fold_crc(run_key, event_count, &bytes)) {
+        return Ok(None);
+    }
+    let Ok(fold) = SummaryFold::decode(&bytes) else {
+        return Ok(None);
+    };
+    let summary = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1"
+        ))
+        .map_err(&err)?
+        .query_row([run_key as i64], checked_summary)
+        .optional()
+        .map_err(&err)?;
+    Ok(summary
+        .filter(|s| s.event_count == event_count && !s.status.is_terminal())
+        .map(|mut s| {
+            s.fold = fold;
+            s
+        }))
+}
+
+fn refold_summary(
     conn: &Connection,
     path: &Path,
     run_key: RunKey,
