@@ -184,6 +184,9 @@ pub(crate) fn recover(
     // Pass 1: the valid prefix of every segment.
     let mut records = Vec::new();
     let mut scanned: Vec<Scanned> = Vec::with_capacity(numbers.len());
+    // The image of the last segment holding records so far: the repair below copies from
+    // it instead of reading the file again (one segment's size in memory, not the log's).
+    let mut last_image: Option<(u64, Vec<u8>)> = None;
     let mut expected: Option<Lsn> = None;
     for &segment_no in &numbers {
         let path = segment_path(dir, segment_no);
@@ -269,15 +272,20 @@ pub(crate) fn recover(
             expected = Some(lsn + 1);
             offset = valid.end;
         }
+        let last_nonzero = last_nonzero(&image, offset);
+        let file_len = image.len() as u64;
+        if lsns.is_some() {
+            last_image = Some((segment_no, image));
+        }
         scanned.push(Scanned {
             segment_no,
             path,
             file,
             epoch: header.epoch,
-            file_len: image.len() as u64,
+            file_len,
             lsns,
             end: offset as u64,
-            last_nonzero: last_nonzero(&image, offset),
+            last_nonzero,
         });
     }
 
@@ -427,7 +435,11 @@ pub(crate) fn recover(
         // on in the spare (no zeros to write and sync: opening stays cheap). Without one,
         // the copy keeps the segment's length, zeros included, and the log goes on in it.
         let keep_length = spare.is_none();
-        current.file = copy_valid_prefix(fs, dir, &current, keep_length)?;
+        let image = last_image
+            .take()
+            .filter(|(no, _)| *no == current.segment_no)
+            .map(|(_, image)| image);
+        current.file = copy_valid_prefix(fs, dir, &current, keep_length, image)?;
         if !keep_length {
             capacity = current.end;
         }
@@ -500,14 +512,19 @@ fn find_sync_start(image: &[u8], from: usize, epoch: u32, after: Lsn) -> Option<
 
 /// Writes the valid prefix of `segment` to a new file that replaces it, durably: followed
 /// by zeros to the old length with `keep_length`, else ending after the last valid record.
-/// Returns the new file, open for the writer.
+/// `image` is the segment's bytes as the scan read them (read again if `None`). Returns
+/// the new file, open for the writer.
 fn copy_valid_prefix(
     fs: &dyn Fs,
     dir: &Path,
     segment: &Scanned,
     keep_length: bool,
+    image: Option<Vec<u8>>,
 ) -> Result<Box<dyn FsFile>, WalError> {
-    let mut image = read_image(&*segment.file, &segment.path)?;
+    let mut image = match image {
+        Some(image) => image,
+        None => read_image(&*segment.file, &segment.path)?,
+    };
     let end = segment.end as usize;
     if image.len() < end {
         return Err(WalError::io(

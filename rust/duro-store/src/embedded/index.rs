@@ -649,6 +649,16 @@ pub(crate) fn read_events(
     path: &Path,
     run_key: RunKey,
 ) -> Result<Vec<Event>, StoreError> {
+    read_events_into(Vec::new(), conn, path, run_key)
+}
+
+/// `read_events`, appending to `events` (empty, maybe with capacity reserved).
+fn read_events_into(
+    mut events: Vec<Event>,
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Vec<Event>, StoreError> {
     let err = sql_err(path, "read a journal");
     let mut stmt = conn
         .prepare_cached(
@@ -656,7 +666,6 @@ pub(crate) fn read_events(
         )
         .map_err(&err)?;
     let mut rows = stmt.query([run_key as i64]).map_err(&err)?;
-    let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(&err)? {
         let position: i64 = row.get(0).map_err(&err)?;
         if position != events.len() as i64 {
@@ -808,8 +817,21 @@ impl Reader {
     /// The run's journal, checked against its summary's event count (rows that
     /// went missing are corruption too).
     pub(crate) fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
-        let events = read_events(&self.conn, &self.path, run_key)?;
-        if let Some(summary) = self.summary_by_key(run_key)? {
+        // One read transaction: the count and the rows from the same commit of the indexer.
+        let _snapshot = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql_err(&self.path, "read a journal"))?;
+        let summary = self.summary_by_key(run_key)?;
+        // Sized up front: a long journal would otherwise be copied on every doubling.
+        let expected = summary.as_ref().map_or(0, |s| s.event_count as usize);
+        let events = read_events_into(
+            Vec::with_capacity(expected.min(1 << 20)),
+            &self.conn,
+            &self.path,
+            run_key,
+        )?;
+        if let Some(summary) = summary {
             if events.len() != summary.event_count as usize {
                 return Err(StoreError::IndexCorrupt {
                     path: self.path.clone(),
