@@ -170,3 +170,34 @@ def test_sync_steps_run_on_worker_threads_not_an_event_loop(engine: duro.Engine,
 
     result = duro.workflow(name).step("where", where).run(None, engine=engine).result(timeout=30)
     assert result.value["where"].startswith("duro-worker")  # type: ignore[index]
+
+
+def test_the_native_spec_kept_while_building_equals_a_full_conversion() -> None:
+    """Each added step's native form is kept as the workflow is built (so an engine
+    opening after a crash does not convert thousands of steps); it must be exactly
+    what converting the finished definition gives, and is_async likewise."""
+    import dataclasses
+
+    def sync_step(x: Any) -> Any:
+        return x
+
+    async def async_step(x: Any) -> Any:
+        return x
+
+    def undo(x: Any, out: Any) -> None:
+        return None
+
+    built = (
+        duro.workflow("native-chain", version="7", retry=duro.Retry(max_attempts=5))
+        .step("a", sync_step, retry=duro.Retry(max_attempts=2), timeout="2s")
+        .sleep("nap", "1m")
+        .wait_for_event("approved", timeout="1h")
+        .step("b", sync_step, compensate=undo)
+        .step("c", async_step)
+    )
+    # dataclasses.replace makes a copy without the kept chain: converted from scratch.
+    fresh = dataclasses.replace(built, name="native-chain-fresh")
+    assert "_native_chain" in built.__dict__ and "_native_chain" not in fresh.__dict__
+    assert built._build_native_spec()[1:] == fresh._build_native_spec()[1:]
+    assert built.is_async is True and fresh.is_async is True
+    assert duro.workflow("plain").step("a", sync_step).is_async is False

@@ -169,6 +169,13 @@ class Workflow:
             raise InvalidArgument("step names must be non-empty strings")
         extended = replace(self, steps=self.steps + (spec,))
         object.__setattr__(extended, "_names_cache", names | {spec.name})
+        # Carried forward step by step (O(1) each) rather than recomputed over every step
+        # when an engine registers the workflow: opening an engine after a crash is what
+        # a user waits for, and a definition of thousands of steps made that pass visible.
+        object.__setattr__(extended, "_is_async_cache", self.is_async or spec.is_async or spec.compensate_is_async)
+        chain = self.__dict__.get("_native_chain") if self.steps else None
+        if chain is not None or not self.steps:
+            object.__setattr__(extended, "_native_chain", (chain, self._native_step(spec)))
         return extended
 
     def step(
@@ -240,17 +247,26 @@ class Workflow:
             object.__setattr__(self, "_native_spec_cache", cached)
         return cached
 
+    def _native_step(self, s: StepSpec) -> Tuple[Any, ...]:
+        if s.kind == KIND_STEP:
+            retry = (s.retry or self.retry)._spec()
+            return (s.name, KIND_STEP, None, s.timeout_ms, retry, retry if s.compensate else None)
+        if s.kind == KIND_SLEEP:
+            return (s.name, KIND_SLEEP, s.duration_ms, None, None, None)
+        return (s.name, KIND_WAIT, None, s.timeout_ms, None, None)
+
     def _build_native_spec(self) -> Tuple[Any, ...]:
+        # ``_with_step`` keeps the steps' native tuples as a chain (newest first); a
+        # workflow made another way converts every step here.
+        chain = self.__dict__.get("_native_chain")
         steps: List[Any] = []
-        for s in self.steps:
-            if s.kind == KIND_STEP:
-                retry = (s.retry or self.retry)._spec()
-                compensate = (s.retry or self.retry)._spec() if s.compensate else None
-                steps.append((s.name, KIND_STEP, None, s.timeout_ms, retry, compensate))
-            elif s.kind == KIND_SLEEP:
-                steps.append((s.name, KIND_SLEEP, s.duration_ms, None, None, None))
-            else:
-                steps.append((s.name, KIND_WAIT, None, s.timeout_ms, None, None))
+        while chain is not None:
+            chain, step = chain
+            steps.append(step)
+        if len(steps) == len(self.steps):
+            steps.reverse()
+        else:
+            steps = [self._native_step(s) for s in self.steps]
         handler = self.failure_handler
         on_failure = (handler.retry or self.retry)._spec() if handler else None
         return (self.name, self.version, 1 if self.is_async else 0, steps, on_failure, self.timeout_ms)
