@@ -101,6 +101,7 @@ pub const CHECKS: &[&str] = &[
     "ended_runs_refuse_appends",
     "listing_filters",
     "payloads_round_trip",
+    "sync_rounds_lead_to_durability",
     "ack_tokens_reach_the_sink",
     "claim_due_respects_now_and_limit",
     "unleased_claims_hold_nothing",
@@ -147,6 +148,10 @@ pub fn run_all(factory: &dyn StoreFactory) -> Report {
     });
     report.run("payloads_round_trip", || {
         payloads_round_trip(&*open("payloads_round_trip"));
+        None
+    });
+    report.run("sync_rounds_lead_to_durability", || {
+        sync_rounds_lead_to_durability(&*open("sync_rounds_lead_to_durability"));
         None
     });
     report.run("ack_tokens_reach_the_sink", || {
@@ -468,6 +473,50 @@ pub fn payloads_round_trip(store: &dyn Store) {
         .wait_durable(store.append(key, 1, &events, None).unwrap())
         .unwrap();
     assert_eq!(store.events(key).unwrap()[1], events[0]);
+}
+
+/// `sync_round`: 0 exactly when the position is durable; otherwise, once the durable
+/// position reaches the round, the position is durable or a later round is named (waiters
+/// that follow the rounds always get there). Appends are made without waiting, so rounds
+/// of positions not yet durable are asked for where the store has any.
+pub fn sync_rounds_lead_to_durability(store: &dyn Store) {
+    let key = start(store, "rounds", "wf", 1);
+    let mut positions = Vec::new();
+    let mut at = 1;
+    for seq in 0..20 {
+        let receipt = store
+            .append(key, at, &step(seq, &format!("s{seq}")), None)
+            .unwrap();
+        positions.push(receipt.position);
+        at += 2;
+    }
+    for &position in &positions {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut rounds = Vec::new();
+        loop {
+            let round = store.sync_round(position);
+            if round == 0 {
+                assert!(
+                    store.durable_position() >= position,
+                    "round 0 for a position not durable"
+                );
+                break;
+            }
+            assert!(
+                rounds.last().map_or(true, |&last| round >= last),
+                "rounds went back: {rounds:?} then {round}"
+            );
+            rounds.push(round);
+            while store.durable_position() < round {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round} never became durable"
+                );
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            assert!(rounds.len() < 1_000, "rounds do not converge: {rounds:?}");
+        }
+    }
 }
 
 /// Records acknowledgements, and lets a check wait for them.
