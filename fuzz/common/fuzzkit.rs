@@ -720,18 +720,14 @@ impl Campaign {
 /// Appends a campaign's summary line to the file named by `DURO_CAMPAIGN_REPORT`, if set:
 /// scripts/test.sh sets it and prints the file at the end, under "Reliability campaigns".
 pub fn report_campaign(line: &str) {
-    let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
-        return;
-    };
-    // One write of a whole line on an O_APPEND descriptor: lines of concurrent tests never mix.
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = file.write_all(format!("{line}\n").as_bytes());
-    }
+    report::append_to_report(line);
 }
+
+// The report file writer shared with the other campaign tests (its printing variant is
+// theirs, hence the allow).
+#[allow(dead_code)]
+#[path = "report.rs"]
+mod report;
 
 /// Whether a reported problem is a known one: `file|snippet` for a panic in `file` at a line
 /// containing `snippet`, else a substring of the problem's text.

@@ -7,6 +7,11 @@ use std::io::Write;
 
 pub fn report_campaign(line: &str) {
     println!("{line}");
+    append_to_report(line);
+}
+
+/// Appends `line` to the report file only (the fuzz campaigns print their own summary).
+pub fn append_to_report(line: &str) {
     let Some(path) = std::env::var_os("DURO_CAMPAIGN_REPORT").filter(|p| !p.is_empty()) else {
         return;
     };
