@@ -608,15 +608,7 @@ fn kept_summary(
     let Ok(fold) = SummaryFold::decode(&bytes) else {
         return Ok(None);
     };
-    let summary = conn
-        .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1"
-        ))
-        .map_err(&err)?
-        .query_row([run_key as i64], checked_summary)
-        .optional()
-        .map_err(&err)?;
-    Ok(summary
+    Ok(summary_by_key(conn, path, run_key)?
         .filter(|s| s.event_count == event_count && !s.status.is_terminal())
         .map(|mut s| {
             s.fold = fold;
@@ -736,6 +728,23 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     })
 }
 
+/// The run's row (checksum checked), on `conn` (either connection, or a transaction).
+fn summary_by_key(
+    conn: &Connection,
+    path: &Path,
+    run_key: RunKey,
+) -> Result<Option<RunSummary>, StoreError> {
+    let err = corrupt_rows(path, "read a run");
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1"
+        ))
+        .map_err(&err)?;
+    stmt.query_row([run_key as i64], checked_summary)
+        .optional()
+        .map_err(&err)
+}
+
 /// Reads a run row and checks its checksum (a mismatch is reported as a conversion failure
 /// on the `crc` column, turned into `IndexCorrupt` by [`corrupt_rows`]).
 fn checked_summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
@@ -802,16 +811,7 @@ impl Reader {
     }
 
     pub(crate) fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
-        let err = corrupt_rows(&self.path, "read a run");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {SUMMARY_COLUMNS} FROM runs WHERE run_key = ?1"
-            ))
-            .map_err(&err)?;
-        stmt.query_row([run_key as i64], checked_summary)
-            .optional()
-            .map_err(&err)
+        summary_by_key(&self.conn, &self.path, run_key)
     }
 
     /// The run's journal, checked against its summary's event count (rows that
