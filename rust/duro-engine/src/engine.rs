@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::io::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -158,6 +158,10 @@ struct Inner {
     notifier: Arc<EventFd>,
     fatal: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Appends with a token whose acknowledgement has not been handled yet: while
+    /// any is out, work is about to come back to a lane, so an idle worker spins
+    /// for it instead of sleeping (see `Lane::pop`).
+    acks_pending: AtomicUsize,
 }
 
 /// The engine. Cheap to clone (shared inside).
@@ -180,8 +184,9 @@ impl AckSink for Acks {
         }
     }
 
-    fn failed(&self, _tokens: &[Token], error: &StoreError) {
+    fn failed(&self, tokens: &[Token], error: &StoreError) {
         if let Some(inner) = self.0.upgrade() {
+            inner.acks_settled(tokens.len());
             inner.set_fatal(format!("{error}"));
         }
     }
@@ -224,6 +229,7 @@ impl Engine {
             notifier,
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
+            acks_pending: AtomicUsize::new(0),
         });
         store.set_ack_sink(Arc::new(Acks(Arc::downgrade(&inner))));
 
@@ -374,7 +380,16 @@ impl Engine {
             pending: None,
             deadline_timer: false,
         });
-        match self.inner.store.start_run(&started, Some(handle)) {
+        self.inner.acks_pending.fetch_add(1, Ordering::AcqRel);
+        let outcome = self.inner.store.start_run(&started, Some(handle));
+        if !matches!(
+            outcome,
+            Ok((StartOutcome::Created { .. }, Receipt { durable: false, .. }))
+        ) {
+            // No acknowledgement will come for this token.
+            self.inner.acks_settled(1);
+        }
+        match outcome {
             Ok((StartOutcome::Created { run_key }, receipt)) => {
                 table.assign_key(handle, run_key, RunState::new(run_key, &started)?);
                 if receipt.durable {
@@ -417,7 +432,8 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match self.inner.lanes[lane as usize].pop(remaining) {
+            let acks_pending = || self.inner.acks_pending.load(Ordering::Acquire) > 0;
+            match self.inner.lanes[lane as usize].pop(remaining, acks_pending) {
                 Popped::Item(item) => {
                     if let Some(work) = self.inner.advance(item)? {
                         return Ok(Some(work));
@@ -708,6 +724,12 @@ impl Engine {
         self.inner.fire_due_timers();
     }
 
+    /// Appends whose acknowledgement has not been handled yet (0 once everything
+    /// appended is durable and its runs have moved on, or the store failed).
+    pub fn acks_pending(&self) -> usize {
+        self.inner.acks_pending.load(Ordering::Acquire)
+    }
+
     /// Counts for diagnostics: runs in memory, queued per lane, timers.
     pub fn stats(&self) -> (usize, usize, usize, usize) {
         (
@@ -794,10 +816,15 @@ impl Inner {
         events: &[Event],
     ) -> Result<Receipt, EngineError> {
         let position = run.state.event_count() - events.len() as u32;
+        // Counted before the append: its acknowledgement may arrive before it returns.
+        self.acks_pending.fetch_add(1, Ordering::AcqRel);
         let receipt = self
             .store
-            .append(run.state.run_key, position, events, Some(handle))?;
-        if !receipt.durable {
+            .append(run.state.run_key, position, events, Some(handle))
+            .inspect_err(|_| self.acks_settled(1))?;
+        if receipt.durable {
+            self.acks_settled(1);
+        } else {
             run.unacked += 1;
         }
         Ok(receipt)
@@ -1057,7 +1084,18 @@ impl Inner {
         for (lane, items) in queued.into_iter().enumerate() {
             self.lanes[lane].push_all(items);
         }
+        self.acks_settled(tokens.len());
         self.publish_durable();
+    }
+
+    /// `n` acknowledgements were handled (or will never come).
+    fn acks_settled(&self, n: usize) {
+        // Saturating: a miscount may only cost a spin, never wrap into a permanent one.
+        let _ = self
+            .acks_pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                Some(pending.saturating_sub(n))
+            });
     }
 
     /// Moves watched store positions that are now durable to the notices.

@@ -45,9 +45,11 @@ pub struct Lane {
     spinning: AtomicBool,
 }
 
-/// How long one waiting caller spins before it sleeps: about one fsync, the
-/// usual wait for the next piece of work of a sequential run.
-const SPIN: Duration = Duration::from_micros(150);
+/// The longest one waiting caller spins for work that is on its way (an
+/// acknowledgement is pending): longer than almost every fsync, so a
+/// sequential run's next step is picked up without a sleep and a wake-up,
+/// which cost tens of microseconds each on a VM.
+const SPIN_MAX: Duration = Duration::from_millis(1);
 
 fn lock(m: &Mutex<LaneState>) -> MutexGuard<'_, LaneState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -102,23 +104,25 @@ impl Lane {
         item
     }
 
-    /// Spins up to `SPIN` for an item, if no other caller is spinning.
-    fn spin(&self, deadline: Instant) {
+    /// Spins for an item while `coming` says one is on its way, up to `SPIN_MAX`,
+    /// if no other caller is spinning.
+    fn spin(&self, deadline: Instant, coming: impl Fn() -> bool) {
         if self.spinning.swap(true, Ordering::Acquire) {
             return;
         }
-        let until = (Instant::now() + SPIN).min(deadline);
-        while self.ready.load(Ordering::Acquire) == 0 && Instant::now() < until {
+        let until = (Instant::now() + SPIN_MAX).min(deadline);
+        while self.ready.load(Ordering::Acquire) == 0 && coming() && Instant::now() < until {
             std::hint::spin_loop();
         }
         self.spinning.store(false, Ordering::Release);
     }
 
-    /// Pops, waiting up to `timeout` for an item.
-    pub fn pop(&self, timeout: Duration) -> Popped {
+    /// Pops, waiting up to `timeout` for an item; spins first while `coming` says
+    /// an item is on its way.
+    pub fn pop(&self, timeout: Duration, coming: impl Fn() -> bool) -> Popped {
         let deadline = Instant::now() + timeout;
         if self.ready.load(Ordering::Acquire) == 0 {
-            self.spin(deadline);
+            self.spin(deadline, coming);
         }
         let mut state = lock(&self.state);
         loop {

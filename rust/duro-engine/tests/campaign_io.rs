@@ -539,6 +539,8 @@ fn next_work_reports_the_store_failure() {
         error.is_store_failure() && says_reopen(&error.to_string()),
         "next_work after a failed fsync: {error:?} ({error})"
     );
+    // The failed appends' acknowledgements will never come: idle workers must not spin for them.
+    assert_eq!(engine.acks_pending(), 0);
 }
 
 /// An event-loop caller (the async lane: `take_work`, `step_succeeded_inline`

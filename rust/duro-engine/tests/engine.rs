@@ -130,6 +130,36 @@ fn runs_to_completion_and_starts_are_idempotent() {
     ));
 }
 
+/// Idle workers spin only while an acknowledgement is on its way (`Engine::acks_pending`):
+/// the count must come back to zero, or every idle wait would spin.
+#[test]
+fn pending_acknowledgements_are_counted_back_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = embedded_engine(dir.path());
+    let def = wf("order", vec![task("reserve"), task("charge"), task("ship")]);
+    engine.register(def.clone(), LaneId::Sync).unwrap();
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        let id = format!("o-{i}");
+        let started = engine
+            .start("order", "1", &id, b"{}".to_vec(), None)
+            .unwrap();
+        // A second start of the same id appends nothing and must not count.
+        let again = engine
+            .start("order", "1", &id, b"{}".to_vec(), None)
+            .unwrap();
+        assert!(!again.created);
+        keys.push(started.run_key);
+    }
+    for key in keys {
+        let Some(Wait::Finished(outcome)) = drive(&engine, &defs(&[&def]), key, &mut ok) else {
+            panic!("run {key} did not finish")
+        };
+        assert_eq!(outcome.status, RunStatus::Completed);
+    }
+    assert_eq!(engine.acks_pending(), 0);
+}
+
 #[test]
 fn a_retry_waits_for_its_timer_and_keeps_its_attempt_count() {
     let clock = Arc::new(ManualClock::new(0));
