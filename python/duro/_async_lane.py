@@ -220,7 +220,7 @@ class AsyncDriver:
                 ctx = self._contexts[handle]
             call = None
             try:
-                spec = ctx.workflow.steps[work[4]] if work[0] == TASK else None
+                spec = ctx.workflow._step_list[work[4]] if work[0] == TASK else None
                 if spec is not None and spec.is_async and spec.timeout_ms is None and spec.arity < 3:
                     # The common case, kept lean: a coroutine step without a timeout.
                     try:

@@ -171,7 +171,7 @@ class Runner:
         kind, index, attempt, key = work[0], work[4], work[5], work[6]
         wf = ctx.workflow
         if kind == TASK:
-            spec = wf.steps[index]
+            spec = wf._step_list[index]
             assert spec.fn is not None
             if spec.arity == 1:
                 args: Tuple[Any, ...] = (ctx.input,)
@@ -183,7 +183,7 @@ class Runner:
                 args = (ctx.input, ctx.prev, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
             return Call(spec.fn, args, spec.name, spec, spec.timeout_ms, kind, spec.is_async)
         if kind == COMPENSATION:
-            spec = wf.steps[index]
+            spec = wf._step_list[index]
             assert spec.compensate is not None
             output = ctx.prev.get(spec.name)
             full = (ctx.input, output, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
