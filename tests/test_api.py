@@ -128,6 +128,18 @@ def test_run_many_starts_runs_with_one_durable_wait(engine: duro.Engine, name: s
     assert [h.result(timeout=30).value["double"] for h in handles] == [i * 2 for i in range(50)]  # type: ignore[index]
 
 
+def test_run_many_with_one_bad_input_starts_nothing(engine: duro.Engine, name: str) -> None:
+    flow = duro.workflow(name).step("a", lambda i: i)
+    with pytest.raises(duro.SerializationError):
+        flow.run_many([1, 2, object(), 4], engine=engine, run_ids=["b0", "b1", "b2", "b3"])
+    with pytest.raises(duro.InvalidArgument, match="run_id must be a str"):
+        flow.run_many([1, 2], engine=engine, run_ids=["c0", 7])  # type: ignore[list-item]
+    assert engine.runs(workflow=name) == []
+    # The same inputs, fixed, start every run.
+    handles = flow.run_many([1, 2, 3, 4], engine=engine, run_ids=["b0", "b1", "b2", "b3"])
+    assert [h.result(timeout=30).value["a"] for h in handles] == [1, 2, 3, 4]  # type: ignore[index]
+
+
 def test_engine_handle_and_runs_filter(engine: duro.Engine, name: str) -> None:
     ok = duro.workflow(name).step("a", lambda i: i)
     bad = duro.workflow(name + "-bad", retry=duro.Retry(max_attempts=1)).step("a", lambda i: 1 / 0)
@@ -201,3 +213,50 @@ def test_the_native_spec_kept_while_building_equals_a_full_conversion() -> None:
     assert built._build_native_spec()[1:] == fresh._build_native_spec()[1:]
     assert built.is_async is True and fresh.is_async is True
     assert duro.workflow("plain").step("a", sync_step).is_async is False
+
+
+def _ident(x: Any) -> Any:
+    return x
+
+
+def test_building_step_by_step_appends_in_place_and_branches_copy() -> None:
+    # Each .step() returns a new workflow; the newest of a chain extends the shared list
+    # in place (building n steps is O(n), not O(n²)), and an older one copies on extend.
+    base = duro.workflow("branching").step("a", _ident)
+    left = base.step("b", _ident)
+    assert left.steps.items is base.steps.items  # type: ignore[attr-defined]
+    right = base.step("c", _ident)
+    assert right.steps.items is not base.steps.items  # type: ignore[attr-defined]
+    assert [s.name for s in base.steps] == ["a"]
+    assert [s.name for s in left.steps] == ["a", "b"]
+    assert [s.name for s in right.steps] == ["a", "c"]
+    # Names are per workflow: "b" is free on the right branch and taken on the left.
+    assert [s.name for s in right.step("b", _ident).steps] == ["a", "c", "b"]
+    with pytest.raises(duro.InvalidArgument, match="used twice"):
+        left.step("b", _ident)
+    with pytest.raises(IndexError):
+        base.steps[1]
+    # The steps behave like the tuple they replace.
+    assert left.steps == tuple(left.steps) and hash(left.steps) == hash(tuple(left.steps))
+    assert left.steps[-1].name == "b" and [s.name for s in left.steps[::-1]] == ["b", "a"]
+    assert repr(left.steps) == repr(tuple(left.steps)) and len(left.steps) == 2
+
+
+def test_threads_extending_one_workflow_each_get_their_own_steps() -> None:
+    base = duro.workflow("branching-threads").step("a", _ident)
+    built: Dict[int, duro.Workflow] = {}
+
+    def extend(k: int) -> None:
+        wf = base
+        for j in range(50):
+            wf = wf.step(f"t{k}-{j}", _ident)
+        built[k] = wf
+
+    threads = [threading.Thread(target=extend, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, wf in built.items():
+        assert [s.name for s in wf.steps] == ["a"] + [f"t{k}-{j}" for j in range(50)]
+    assert [s.name for s in base.steps] == ["a"]

@@ -297,6 +297,10 @@ class Engine:
         return raw
 
     def _begin(self, workflow: Workflow, input: Any, run_id: Optional[str], delay: Optional[Duration]) -> Tuple[RunHandle, Tuple[int, bool]]:
+        return self._start_prepared(workflow, self._prepare(workflow, input, run_id, delay))
+
+    def _prepare(self, workflow: Workflow, input: Any, run_id: Optional[str], delay: Optional[Duration]) -> Tuple[str, bytes, Optional[int]]:
+        """Checks one start's arguments and encodes its input: (run id, input bytes, delay in ms)."""
         self._check_usable()
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"expected a duro workflow, got {type(workflow).__name__}")
@@ -304,13 +308,15 @@ class Engine:
             run_id = new_run_id()
         elif not isinstance(run_id, str):
             raise InvalidArgument(f"run_id must be a str, got {type(run_id).__name__}")
+        raw = self._encode(input, f"input of workflow {workflow.name!r}")
+        return run_id, raw, to_ms(delay, "delay")
+
+    def _start_prepared(self, workflow: Workflow, prepared: Tuple[str, bytes, Optional[int]]) -> Tuple[RunHandle, Tuple[int, bool]]:
+        run_id, raw, delay_ms = prepared
         self._activate(workflow)
         if workflow.is_async and self._loop_closed():
             raise self._loop_closed_error(f"runs of async workflow {workflow.name!r} cannot start")
-        raw = self._encode(input, f"input of workflow {workflow.name!r}")
-        run_key, _created, receipt = self._core.start(
-            workflow.name, workflow.version, run_id, raw, to_ms(delay, "delay")
-        )
+        run_key, _created, receipt = self._core.start(workflow.name, workflow.version, run_id, raw, delay_ms)
         return RunHandle(self, run_id, run_key), receipt
 
     def start(self, workflow: Workflow, input: Any = None, *, run_id: Optional[str] = None, delay: Optional[Duration] = None) -> RunHandle:
@@ -365,10 +371,16 @@ class Engine:
             )
         if run_ids is not None and len(run_ids) != len(inputs):
             raise InvalidArgument(f"run_ids has {len(run_ids)} items but there are {len(inputs)} inputs")
+        # Every input is checked and encoded before the first run starts: a bad one
+        # (not encodable, too large, a run id that is not a str) starts nothing.
+        prepared = [
+            self._prepare(workflow, value, run_ids[i] if run_ids is not None else None, delay)
+            for i, value in enumerate(inputs)
+        ]
         handles = []
         last: Optional[Tuple[int, bool]] = None
-        for i, value in enumerate(inputs):
-            handle, receipt = self._begin(workflow, value, run_ids[i] if run_ids is not None else None, delay)
+        for item in prepared:
+            handle, receipt = self._start_prepared(workflow, item)
             handles.append(handle)
             if last is None or receipt[0] >= last[0]:
                 last = receipt
