@@ -25,7 +25,7 @@ SECTIONS: List[Tuple[str, str, List[Tuple[str, str, Optional[bool]]]]] = [
         ("run_latency_p99_ms", "run latency p99, start → result (ms)", LOWER),
     ]),
     ("replay", "3. Replay: a {replay_steps}-step run SIGKILLed in its last step, resumed by a fresh process", [
-        ("us_per_recorded_step_marginal", "µs per recorded step: (open → last step starts) at 4×{replay_steps} steps minus at {replay_steps}, ÷ 3×{replay_steps} (the store's open cost cancels out)", LOWER),
+        ("us_per_recorded_step_marginal", "µs per recorded step: slope of (open → last step starts) from {replay_steps} to {replay_long_steps} steps (peers: to 4000; the store's open cost cancels out)", LOWER),
         ("us_per_recorded_step", "(open → last step starts) ÷ {replay_steps} steps, the store's open included", LOWER),
         ("open_to_result_ms", "engine open → result (ms)", LOWER),
         ("engine_open_ms", "of which the open call (ms; duro: Engine(), which already replays; DBOS: DBOS() + launch(), recovery goes on after)", None),
