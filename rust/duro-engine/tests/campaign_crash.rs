@@ -13,7 +13,7 @@
 //! ever holds durable records: it is saved after the crash and restored
 //! before each recovery of that crash point), registers the workflow,
 //! starts every run again (starts are idempotent) and drives everything to
-//! the end. Checked (see `campaign/mod.rs` for the oracle):
+//! the end. Checked (see `campaign/oracle.rs` and `campaign/checks.rs` for the oracle):
 //! - no lost acknowledgement: every handed-out work's `StepStarted`, every
 //!   step result a later hand-out depended on (same attempt, same bytes),
 //!   every acknowledged failed attempt, every start whose receipt was waited

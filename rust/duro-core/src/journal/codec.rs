@@ -41,7 +41,7 @@
 //! - the embedded store's log: every run-events record starts with the event
 //!   format version of its events (`duro_store`'s `record.rs`, record type 2);
 //! - the embedded store's index: `meta.event_format_version`, the newest
-//!   version of any event it holds (`duro_store`'s `embedded/index.rs`).
+//!   version of any event it holds (`duro_store`'s `embedded/index/schema.rs`).
 //!
 //! A reader accepts versions `1..=EVENT_FORMAT_VERSION` (see
 //! [`supports_event_format`]).
