@@ -297,19 +297,24 @@ class Engine:
         return raw
 
     def _begin(self, workflow: Workflow, input: Any, run_id: Optional[str], delay: Optional[Duration]) -> Tuple[RunHandle, Tuple[int, bool]]:
-        return self._start_prepared(workflow, self._prepare(workflow, input, run_id, delay))
+        delay_ms = self._check_start(workflow, delay)
+        return self._start_prepared(workflow, self._prepare(workflow, input, run_id, delay_ms))
 
-    def _prepare(self, workflow: Workflow, input: Any, run_id: Optional[str], delay: Optional[Duration]) -> Tuple[str, bytes, Optional[int]]:
-        """Checks one start's arguments and encodes its input: (run id, input bytes, delay in ms)."""
+    def _check_start(self, workflow: Workflow, delay: Optional[Duration]) -> Optional[int]:
+        """Checks what every start of a call shares (engine, workflow, delay); the delay in ms."""
         self._check_usable()
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"expected a duro workflow, got {type(workflow).__name__}")
+        return to_ms(delay, "delay")
+
+    def _prepare(self, workflow: Workflow, input: Any, run_id: Optional[str], delay_ms: Optional[int]) -> Tuple[str, bytes, Optional[int]]:
+        """Checks one start's run id and encodes its input: (run id, input bytes, delay in ms)."""
         if run_id is None:
             run_id = new_run_id()
         elif not isinstance(run_id, str):
             raise InvalidArgument(f"run_id must be a str, got {type(run_id).__name__}")
         raw = self._encode(input, f"input of workflow {workflow.name!r}")
-        return run_id, raw, to_ms(delay, "delay")
+        return run_id, raw, delay_ms
 
     def _start_prepared(self, workflow: Workflow, prepared: Tuple[str, bytes, Optional[int]]) -> Tuple[RunHandle, Tuple[int, bool]]:
         run_id, raw, delay_ms = prepared
@@ -373,8 +378,9 @@ class Engine:
             raise InvalidArgument(f"run_ids has {len(run_ids)} items but there are {len(inputs)} inputs")
         # Every input is checked and encoded before the first run starts: a bad one
         # (not encodable, too large, a run id that is not a str) starts nothing.
+        delay_ms = self._check_start(workflow, delay)
         prepared = [
-            self._prepare(workflow, value, run_ids[i] if run_ids is not None else None, delay)
+            self._prepare(workflow, value, run_ids[i] if run_ids is not None else None, delay_ms)
             for i, value in enumerate(inputs)
         ]
         handles = []
