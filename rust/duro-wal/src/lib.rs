@@ -39,12 +39,14 @@
 mod error;
 mod format;
 pub mod fs;
+mod image;
 mod options;
 mod recovery;
 mod rng;
 mod segment;
 mod sink;
 mod wal;
+mod zeros;
 
 pub use error::WalError;
 pub use format::{segment_file_name, FORMAT_VERSION, RECORD_OVERHEAD, SEGMENT_HEADER_SIZE};

@@ -25,8 +25,10 @@ use crate::format::{
     SEGMENT_HEADER_SIZE,
 };
 use crate::fs::{Fs, FsFile, OpenOptions};
-use crate::options::{WalOptions, MAX_SEGMENT_SIZE};
+use crate::image::{self, SegmentImage, READ_CHUNK};
+use crate::options::WalOptions;
 use crate::segment::{segment_path, OpenSegment};
+use crate::zeros;
 use crate::Lsn;
 
 /// What recovery found.
@@ -102,34 +104,6 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| WalError::io(op, path, e)
 }
 
-fn read_image(file: &dyn FsFile, path: &Path) -> Result<Vec<u8>, WalError> {
-    let len = file.len().map_err(io_err("stat segment", path))?;
-    if len > MAX_SEGMENT_SIZE {
-        return Err(WalError::Corrupt {
-            file: path.to_path_buf(),
-            offset: 0,
-            lsn: None,
-            detail: format!(
-                "the segment is {len} bytes, larger than any segment this log writes \
-                 ({MAX_SEGMENT_SIZE} bytes)"
-            ),
-        });
-    }
-    let mut image = vec![0u8; len as usize];
-    let n = file
-        .read_full_at(&mut image, 0)
-        .map_err(io_err("read segment", path))?;
-    image.truncate(n);
-    Ok(image)
-}
-
-fn last_nonzero(bytes: &[u8], from: usize) -> Option<u64> {
-    let tail = bytes.get(from..)?;
-    tail.iter()
-        .rposition(|&b| b != 0)
-        .map(|i| (from + i) as u64)
-}
-
 /// Scans `fs`/`dir`, repairs a torn tail, and says where the log continues.
 pub(crate) fn recover(
     fs: &dyn Fs,
@@ -188,13 +162,14 @@ pub(crate) fn recover(
     // it instead of reading the file again (one segment's size in memory, not the log's).
     let mut last_image: Option<(u64, Vec<u8>)> = None;
     let mut expected: Option<Lsn> = None;
+    let mut scratch = vec![0u8; READ_CHUNK];
     for &segment_no in &numbers {
         let path = segment_path(dir, segment_no);
         let file = fs
             .open(&path, OpenOptions::existing())
             .map_err(io_err("open segment", &path))?;
-        let image = read_image(&*file, &path)?;
-        let header = match decode_segment_header(&image) {
+        let mut image = SegmentImage::open(&*file, &path)?;
+        let header = match decode_segment_header(&image.bytes) {
             Ok(header) => header,
             Err(HeaderError::Newer(found)) => {
                 return Err(WalError::NewerFormat {
@@ -225,7 +200,11 @@ pub(crate) fn recover(
         }
         let mut offset = SEGMENT_HEADER_SIZE;
         let mut lsns: Option<(Lsn, Lsn)> = None;
-        while let Some(valid) = validate_record_at(&image, offset, header.epoch) {
+        loop {
+            image.ensure_record(&*file, &path, offset)?;
+            let Some(valid) = validate_record_at(&image.bytes, offset, header.epoch) else {
+                break;
+            };
             let lsn = valid.header.lsn;
             let in_order = match expected {
                 Some(next) => lsn == next,
@@ -266,16 +245,16 @@ pub(crate) fn recover(
             records.push(RecoveredRecord {
                 lsn,
                 record_type: valid.header.record_type,
-                payload: image[valid.payload_offset..payload_end].to_vec(),
+                payload: image.bytes[valid.payload_offset..payload_end].to_vec(),
             });
             lsns = Some((lsns.map_or(lsn, |(first, _)| first), lsn));
             expected = Some(lsn + 1);
             offset = valid.end;
         }
-        let last_nonzero = last_nonzero(&image, offset);
-        let file_len = image.len() as u64;
+        let last_nonzero = image.last_nonzero(&*file, &path, offset, &mut scratch)?;
+        let file_len = image.file_len;
         if lsns.is_some() {
-            last_image = Some((segment_no, image));
+            last_image = Some((segment_no, image.bytes));
         }
         scanned.push(Scanned {
             segment_no,
@@ -341,7 +320,7 @@ pub(crate) fn recover(
             } else {
                 SEGMENT_HEADER_SIZE
             };
-            let image = read_image(&*s.file, &s.path)?;
+            let image = image::read_whole(&*s.file, &s.path)?;
             if let Some((offset, lsn)) = find_sync_start(&image, from, s.epoch, expected_at_end) {
                 let first = &scanned[keep];
                 return Err(WalError::Corrupt {
@@ -494,7 +473,7 @@ fn find_sync_start(image: &[u8], from: usize, epoch: u32, after: Lsn) -> Option<
     while offset + RECORD_HEADER_SIZE <= image.len() {
         // A header has a non-zero byte among its 24; skip zero runs (a preallocated segment)
         // in one pass instead of trying every offset.
-        let Some(next_nonzero) = image[offset..].iter().position(|&b| b != 0) else {
+        let Some(next_nonzero) = zeros::first_nonzero(&image[offset..]) else {
             break;
         };
         if next_nonzero >= RECORD_HEADER_SIZE {
@@ -523,7 +502,7 @@ fn copy_valid_prefix(
 ) -> Result<Box<dyn FsFile>, WalError> {
     let mut image = match image {
         Some(image) => image,
-        None => read_image(&*segment.file, &segment.path)?,
+        None => image::read_whole(&*segment.file, &segment.path)?,
     };
     let end = segment.end as usize;
     if image.len() < end {
@@ -536,10 +515,11 @@ fn copy_valid_prefix(
             ),
         ));
     }
+    // The image holds the valid records and maybe some bytes after them (the scan reads
+    // in chunks): drop those, and with `keep_length` pad with zeros to the file's length.
+    image.truncate(end);
     if keep_length {
-        image[end..].fill(0);
-    } else {
-        image.truncate(end);
+        image.resize(segment.file_len as usize, 0);
     }
     let tmp = dir.join(segment_tmp_name(segment.segment_no));
     let file = fs
