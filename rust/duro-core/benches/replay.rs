@@ -70,7 +70,7 @@ fn bench_replay(c: &mut Criterion) {
                         .iter()
                         .map(|bytes| decode_event(bytes).unwrap())
                         .collect();
-                    let mut state = RunState::replay(1, &decoded).unwrap();
+                    let mut state = RunState::replay_owned(1, decoded).unwrap();
                     linear::check_against(&state, &def).unwrap();
                     let mut out = Vec::new();
                     linear::next_action(&mut state, &def, &limits, 10, &mut out).unwrap()

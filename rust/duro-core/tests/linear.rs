@@ -606,6 +606,7 @@ proptest! {
             }
         }
         let replayed = RunState::replay(1, &journal).unwrap();
+        prop_assert_eq!(&RunState::replay_owned(1, journal.clone()).unwrap(), &replayed);
         prop_assert_eq!(replayed.outcome(), crashed.state.outcome());
         prop_assert_eq!(replayed.event_count(), crashed.state.event_count());
     }

@@ -128,7 +128,7 @@ impl Inner {
         now: Millis,
     ) -> Result<Receipt, EngineError> {
         let events = self.store.events(run_key)?;
-        let mut state = RunState::replay(run_key, &events)?;
+        let mut state = RunState::replay_owned(run_key, events)?;
         if let Some(outcome) = state.outcome() {
             return Err(EngineError::RunEnded {
                 run_id: state.run_id.clone(),

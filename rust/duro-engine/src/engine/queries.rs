@@ -31,7 +31,7 @@ impl Engine {
     /// The run's journal as entries.
     pub fn journal(&self, run_key: RunKey) -> Result<Vec<JournalEntry>, EngineError> {
         let events = self.inner.store.events(run_key)?;
-        Ok(entries(&RunState::replay(run_key, &events)?))
+        Ok(entries(&RunState::replay_owned(run_key, events)?))
     }
 
     pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, EngineError> {
@@ -55,7 +55,7 @@ impl Engine {
             return Ok(None);
         }
         let events = self.inner.store.events(run_key)?;
-        let state = RunState::replay(run_key, &events)?;
+        let state = RunState::replay_owned(run_key, events)?;
         Ok(RunOutcome::from_state(&state).map(Arc::new))
     }
 

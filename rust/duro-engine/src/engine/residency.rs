@@ -83,7 +83,7 @@ impl Inner {
             return Ok(Some(handle));
         }
         let events = self.store.events(run_key)?;
-        let state = RunState::replay(run_key, &events)?;
+        let state = RunState::replay_owned(run_key, events)?;
         let Some(wf) = self.registered(&state.workflow, &state.version) else {
             return Ok(None);
         };
