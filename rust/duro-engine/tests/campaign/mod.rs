@@ -1,5 +1,5 @@
 //! Shared machinery of the crash and I/O-fault campaigns (`campaign_crash.rs`,
-//! `campaign_io.rs`): canonical workloads driven through the real [`Engine`]
+//! `campaign_io/`): canonical workloads driven through the real [`Engine`]
 //! over an [`EmbeddedStore`] whose log lives on a [`SimFs`], a caller that
 //! keeps an oracle outside the store under test, and the invariant checks of
 //! RELIABILITY.md.
