@@ -95,6 +95,10 @@ pub(crate) fn drive(
                 names.remove(&handle);
             }
             None => match engine.wait_finished(run_key, Some(Duration::ZERO)).unwrap() {
+                // Idle for 20 ms is not asleep while an append awaits its fsync: its
+                // acknowledgement can still queue work (on a loaded disk an fsync takes
+                // longer than 20 ms, and the run looked asleep one step before its end).
+                Wait::TimedOut if engine.acks_pending() > 0 => {}
                 Wait::TimedOut => return None,
                 done => return Some(done),
             },
