@@ -214,14 +214,8 @@ fn logs_of_the_first_record_layout_still_open() {
         .wait_durable(store.append(1, 3, &step(1), None).unwrap())
         .unwrap();
     store.close().unwrap();
-    // An index from before `event_format_version`: the key is missing.
-    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
-    conn.execute("DELETE FROM meta WHERE key = 'event_format_version'", [])
-        .unwrap();
-    drop(conn);
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-    assert_eq!(store.events(1).unwrap().len(), 5);
-    store.close().unwrap();
+    // Read before the next open, which releases the segment of the old records (the
+    // index holds them).
     let types: Vec<u8> = raw_log(dir.path(), &[])
         .iter()
         .map(|r| r.record_type)
@@ -231,6 +225,14 @@ fn logs_of_the_first_record_layout_still_open() {
         [1, 1, 2],
         "old records stay as they are; new ones are versioned"
     );
+    // An index from before `event_format_version`: the key is missing.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute("DELETE FROM meta WHERE key = 'event_format_version'", [])
+        .unwrap();
+    drop(conn);
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    assert_eq!(store.events(1).unwrap().len(), 5);
+    store.close().unwrap();
 }
 
 #[test]

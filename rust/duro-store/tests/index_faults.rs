@@ -531,7 +531,13 @@ fn open_case(case: Case) -> (u64, Vec<String>) {
     if case.persistent {
         // Persistent: every open with the fault fails the same way.
         check_refused(open_faulty(), &mut problems);
-    } else {
+    }
+    // Checked before an open succeeds: a successful open releases the segments its synced
+    // index holds.
+    if segment_files(dir.path()) < files {
+        problems.push(format!("{label}: a failed open released log segments"));
+    }
+    if !case.persistent {
         // Once: the next open with the same hook (it fired already) recovers.
         match open_faulty() {
             Ok(store) => {
@@ -540,9 +546,6 @@ fn open_case(case: Case) -> (u64, Vec<String>) {
             }
             Err(error) => problems.push(format!("{label}: no open after a single fault: {error}")),
         }
-    }
-    if segment_files(dir.path()) < files {
-        problems.push(format!("{label}: a failed open released log segments"));
     }
     problems.extend(recover_and_continue(dir.path(), &mut oracle, &acks, &label));
     (fault.fired(), problems)

@@ -326,6 +326,11 @@ impl EmbeddedStore {
             )?;
         }
         index.commit_durably(IndexCommitSite::OpenSync)?;
+        // Segments the index already held before the open (a crash came before the
+        // indexer's next release) are deleted now, not at the first release after the next
+        // append: a store that is only opened to be read would otherwise keep them, and
+        // scan them on every open. Rule 7 holds: the index commit above is synced.
+        wal.release_through(index.applied_lsn())?;
         let next_key =
             index
                 .max_run_key()?
