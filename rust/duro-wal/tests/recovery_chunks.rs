@@ -23,28 +23,8 @@ fn big_options() -> WalOptions {
 /// and 768 KiB.
 const SIZES: [usize; 5] = [200_000, 300_000, 10, 250_000, 400_000];
 
-/// One sync group per record; returns the file system, the payloads and each record's
-/// offset in segment 1.
 fn write(sizes: &[usize]) -> (SimFs, Vec<Vec<u8>>, Vec<u64>) {
-    let fs = SimFs::new();
-    let (wal, _) = open_sim(&fs, big_options()).unwrap();
-    let mut payloads = Vec::new();
-    let mut offsets = Vec::new();
-    let mut offset = SEGMENT_HEADER_SIZE as u64;
-    for (i, &size) in sizes.iter().enumerate() {
-        let p: Vec<u8> = (0..size)
-            .map(|b| (b as u8).wrapping_mul(13).wrapping_add(i as u8 + 1) | 1)
-            .collect();
-        wal.append_ticket(&[Record::new(1, &p)])
-            .unwrap()
-            .wait()
-            .unwrap();
-        offsets.push(offset);
-        offset += (p.len() + RECORD_OVERHEAD) as u64;
-        payloads.push(p);
-    }
-    wal.close().unwrap();
-    (fs, payloads, offsets)
+    one_group_per_record(sizes, &big_options())
 }
 
 fn payloads_of(recovery: &duro_wal::Recovery) -> Vec<Vec<u8>> {

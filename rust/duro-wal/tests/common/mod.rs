@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use duro_wal::fs::{Fs, SimFs};
 use duro_wal::{
-    DurableBatch, DurableSink, Lsn, NullSink, Recovery, SyncMode, Wal, WalError, WalOptions,
+    DurableBatch, DurableSink, Lsn, NullSink, Record, Recovery, SyncMode, Wal, WalError,
+    WalOptions, RECORD_OVERHEAD, SEGMENT_HEADER_SIZE,
 };
 
 pub fn dir() -> PathBuf {
@@ -152,3 +153,30 @@ pub fn path_str(p: &Path) -> String {
 mod report;
 #[allow(unused_imports)]
 pub use report::report_campaign;
+
+/// Writes `sizes.len()` records, each in its own sync group (waited one by one); returns the
+/// file system, the payloads and each record's offset in segment 1.
+pub fn one_group_per_record(
+    sizes: &[usize],
+    options: &WalOptions,
+) -> (SimFs, Vec<Vec<u8>>, Vec<u64>) {
+    let fs = SimFs::new();
+    let (wal, _) = open_sim(&fs, options.clone()).unwrap();
+    let mut payloads = Vec::new();
+    let mut offsets = Vec::new();
+    let mut offset = SEGMENT_HEADER_SIZE as u64;
+    for (i, &size) in sizes.iter().enumerate() {
+        let p: Vec<u8> = (0..size)
+            .map(|b| (b as u8).wrapping_mul(31).wrapping_add(i as u8 + 1))
+            .collect();
+        wal.append_ticket(&[Record::new(1, &p)])
+            .unwrap()
+            .wait()
+            .unwrap();
+        offsets.push(offset);
+        offset += (p.len() + RECORD_OVERHEAD) as u64;
+        payloads.push(p);
+    }
+    wal.close().unwrap();
+    (fs, payloads, offsets)
+}
