@@ -19,6 +19,7 @@ use crate::error::WalError;
 use crate::format::{decode_record_header, record_size, RECORD_HEADER_SIZE};
 use crate::fs::FsFile;
 use crate::options::MAX_SEGMENT_SIZE;
+use crate::recovery::io_err;
 use crate::zeros;
 
 /// Bytes read at a time, into the image or into the scratch buffer.
@@ -130,8 +131,4 @@ pub(crate) fn read_whole(file: &dyn FsFile, path: &Path) -> Result<Vec<u8>, WalE
     let len = image.file_len as usize;
     image.ensure(file, path, len)?;
     Ok(image.bytes)
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
-    move |e| WalError::io(op, path, e)
 }

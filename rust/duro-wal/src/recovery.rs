@@ -100,7 +100,10 @@ struct Scanned {
     last_nonzero: Option<u64>,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> WalError + 'a {
     move |e| WalError::io(op, path, e)
 }
 
