@@ -213,3 +213,38 @@ def test_a_timed_call_whose_thread_starts_too_late_never_runs(
     assert len(deferred) == 1
     deferred[0]()  # the thread finally runs, after the run is final
     assert ran == [], "a call abandoned before it started must not run later"
+
+
+def test_a_run_reloaded_by_another_engine_reads_every_recorded_output(store_path: Any, name: str) -> None:
+    """The outputs recorded before a reload reach ``prev`` from the native map, in step order,
+    sleeps (no output) left out, and read the same as outputs recorded since."""
+    seen: List[Any] = []
+
+    def final(i: Any, prev: Any) -> str:
+        seen.append((list(prev), dict(prev), len(prev), "a" in prev, "nap" in prev, "nope" in prev))
+        return "done"
+
+    flow = (
+        duro.workflow(name)
+        .step("a", lambda i: {"n": 1})
+        .sleep("nap", "1ms")
+        .step("b", lambda i, prev: [prev["a"]["n"], 2])
+        .wait_for_event("go", timeout="1m")
+        .step("c", lambda i, prev: prev["go"] * 2)
+        .step("final", final)
+    )
+    first = duro.Engine(str(store_path))
+    handle = flow.run(None, engine=first, run_id="reloaded")
+    wait_for_status(handle, "waiting")
+    first.close()
+    second = duro.Engine(str(store_path))
+    try:
+        handle = second.handle("reloaded")
+        handle.send_event("go", 21)
+        assert handle.result(timeout=30).value == {"a": {"n": 1}, "b": [1, 2], "go": 21, "c": 42, "final": "done"}
+    finally:
+        second.close()
+    names, values, count, has_a, has_nap, has_nope = seen[0]
+    assert names == ["a", "b", "go", "c"]
+    assert values == {"a": {"n": 1}, "b": [1, 2], "go": 21, "c": 42}
+    assert (count, has_a, has_nap, has_nope) == (4, True, False, False)

@@ -1,10 +1,13 @@
 //! Engine types to Python values: tuples for the hot path (cheap to build),
 //! dicts for the inspection API (self-describing).
 
+use std::hash::{BuildHasher, RandomState};
+
 use duro_core::entries::JournalEntry;
 use duro_core::journal::ErrorInfo;
 use duro_core::summary::RunSummary;
 use duro_engine::{RunOutcome, Work};
+use hashbrown::HashTable;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -14,20 +17,42 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 /// output only when a step asks for it. Sleeps (empty outputs) are left out.
 #[pyclass(frozen, module = "duro._core")]
 pub struct RecordedOutputs {
-    by_name: std::collections::HashMap<String, Vec<u8>>,
-    order: Vec<String>,
+    /// `(name, output)` in step order.
+    entries: Vec<(String, Vec<u8>)>,
+    /// Indexes into `entries` by name: the names are hashed, not copied (a long
+    /// run's names would otherwise be held twice).
+    by_name: HashTable<usize>,
+    hasher: RandomState,
 }
 
 impl RecordedOutputs {
-    fn new(outputs: Vec<(String, Vec<u8>)>) -> RecordedOutputs {
-        let kept: Vec<(String, Vec<u8>)> = outputs
-            .into_iter()
-            .filter(|(_, raw)| !raw.is_empty())
-            .collect();
-        RecordedOutputs {
-            order: kept.iter().map(|(name, _)| name.clone()).collect(),
-            by_name: kept.into_iter().collect(),
+    fn new(mut entries: Vec<(String, Vec<u8>)>) -> RecordedOutputs {
+        entries.retain(|(_, raw)| !raw.is_empty());
+        let hasher = RandomState::new();
+        let mut by_name = HashTable::with_capacity(entries.len());
+        for (i, (name, _)) in entries.iter().enumerate() {
+            let hash = hasher.hash_one(name.as_str());
+            // Step names are unique within a definition; were one repeated, its
+            // first output would be the one found.
+            if by_name
+                .find(hash, |&j: &usize| entries[j].0 == *name)
+                .is_none()
+            {
+                by_name.insert_unique(hash, i, |&j: &usize| hasher.hash_one(entries[j].0.as_str()));
+            }
         }
+        RecordedOutputs {
+            entries,
+            by_name,
+            hasher,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&[u8]> {
+        let hash = self.hasher.hash_one(name);
+        self.by_name
+            .find(hash, |&j| self.entries[j].0 == name)
+            .map(|&j| self.entries[j].1.as_slice())
     }
 }
 
@@ -35,20 +60,20 @@ impl RecordedOutputs {
 impl RecordedOutputs {
     /// The recorded output bytes of a step, or `None`.
     fn get<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyBytes>> {
-        self.by_name.get(name).map(|raw| PyBytes::new(py, raw))
+        self.find(name).map(|raw| PyBytes::new(py, raw))
     }
 
     /// Step names, in step order.
-    fn names(&self) -> Vec<String> {
-        self.order.clone()
+    fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|(name, _)| name.as_str()).collect()
     }
 
     fn __len__(&self) -> usize {
-        self.order.len()
+        self.entries.len()
     }
 
     fn __contains__(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.find(name).is_some()
     }
 }
 

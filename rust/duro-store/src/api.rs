@@ -157,6 +157,20 @@ pub trait Store: Send + Sync {
     /// The run's whole journal, in position order.
     fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError>;
 
+    /// The run's whole journal handed to `visit` one event at a time, in position
+    /// order, without keeping it: loading a long run folds each event as it is read
+    /// instead of first holding the journal as a list (megabytes for a long run).
+    /// The checks of [`events`](Self::events) still apply, so an error can come after
+    /// some events were visited: the caller then drops what it folded.
+    fn visit_events(
+        &self,
+        run_key: RunKey,
+        visit: &mut dyn FnMut(Event),
+    ) -> Result<(), StoreError> {
+        self.events(run_key)?.into_iter().for_each(visit);
+        Ok(())
+    }
+
     /// Runs matching `filter`, newest first.
     fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError>;
 

@@ -178,7 +178,9 @@ fn policy_for<'d>(state: &RunState, def: &'d WorkflowDef, seq: Seq) -> Option<&'
 
 /// Outputs of completed forward steps, by name, in step order: what the
 /// workflow's functions see as `prev`, and a completed run's value.
-pub fn completed_outputs(state: &RunState) -> Vec<(&str, &[u8])> {
+/// An iterator, so a caller that copies them (a long run's load) makes no list of
+/// references first.
+pub fn completed_outputs(state: &RunState) -> impl Iterator<Item = (&str, &[u8])> {
     let forward_end = state
         .turned_back()
         .map_or(state.steps().len(), |t| t.first_seq as usize);
@@ -186,5 +188,4 @@ pub fn completed_outputs(state: &RunState) -> Vec<(&str, &[u8])> {
         .iter()
         .filter(|s| s.status == StepStatus::Completed)
         .map(|s| (s.name.as_str(), s.output.as_deref().unwrap_or_default()))
-        .collect()
 }

@@ -130,6 +130,52 @@ pub struct RunState {
     last_event_at_ms: Millis,
 }
 
+/// [`RunState::replay_owned`] for a journal handed over one event at a time, as a
+/// store reads it (`Store::visit_events`): loading a run from the store takes this
+/// path, so a long journal is never held as a list next to the state folded from it.
+/// The first error is kept and the events after it are ignored.
+#[derive(Debug)]
+pub struct JournalFold {
+    run_key: RunKey,
+    state: Option<RunState>,
+    error: Option<CoreError>,
+}
+
+impl JournalFold {
+    pub fn new(run_key: RunKey) -> JournalFold {
+        JournalFold {
+            run_key,
+            state: None,
+            error: None,
+        }
+    }
+
+    /// Folds the next event in journal order.
+    pub fn push(&mut self, event: Event) {
+        if self.error.is_some() {
+            return;
+        }
+        let folded = match &mut self.state {
+            None => RunState::new(self.run_key, &event).map(|state| self.state = Some(state)),
+            Some(state) => state.apply_owned(event),
+        };
+        if let Err(error) = folded {
+            self.error = Some(error);
+        }
+    }
+
+    /// The state folded from every event pushed, or the first error.
+    pub fn finish(self) -> Result<RunState, CoreError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        self.state.ok_or_else(|| CoreError::Inconsistent {
+            run_id: format!("#{}", self.run_key),
+            detail: "the journal is empty".into(),
+        })
+    }
+}
+
 impl RunState {
     /// Starts the fold with the run's first event, which must be `RunStarted`.
     pub fn new(run_key: RunKey, first: &Event) -> Result<RunState, CoreError> {
@@ -187,20 +233,12 @@ impl RunState {
     }
 
     /// [`replay`](Self::replay) of a journal the caller no longer needs: step outputs
-    /// and names are moved into the state instead of copied. Loading a run from the
-    /// store takes this path; for a long journal it saves an allocation and a copy per
-    /// event.
+    /// and names are moved into the state instead of copied. For a long journal it
+    /// saves an allocation and a copy per event.
     pub fn replay_owned(run_key: RunKey, events: Vec<Event>) -> Result<RunState, CoreError> {
-        let mut events = events.into_iter();
-        let first = events.next().ok_or_else(|| CoreError::Inconsistent {
-            run_id: format!("#{run_key}"),
-            detail: "the journal is empty".into(),
-        })?;
-        let mut state = RunState::new(run_key, &first)?;
-        for event in events {
-            state.apply_owned(event)?;
-        }
-        Ok(state)
+        let mut fold = JournalFold::new(run_key);
+        events.into_iter().for_each(|event| fold.push(event));
+        fold.finish()
     }
 
     /// Number of events folded so far: the position of the next append.

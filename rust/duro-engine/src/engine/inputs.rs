@@ -127,8 +127,7 @@ impl Inner {
         make: impl FnOnce(&RunState, Millis) -> Result<Option<Event>, EngineError>,
         now: Millis,
     ) -> Result<Receipt, EngineError> {
-        let events = self.store.events(run_key)?;
-        let mut state = RunState::replay_owned(run_key, events)?;
+        let mut state = self.load_state(run_key)?;
         if let Some(outcome) = state.outcome() {
             return Err(EngineError::RunEnded {
                 run_id: state.run_id.clone(),

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use duro_core::entries::{entries, JournalEntry};
 use duro_core::journal::RunKey;
-use duro_core::replay::RunState;
 use duro_core::summary::RunSummary;
 use duro_store::RunFilter;
 
@@ -30,8 +29,7 @@ impl Engine {
 
     /// The run's journal as entries.
     pub fn journal(&self, run_key: RunKey) -> Result<Vec<JournalEntry>, EngineError> {
-        let events = self.inner.store.events(run_key)?;
-        Ok(entries(&RunState::replay_owned(run_key, events)?))
+        Ok(entries(&self.inner.load_state(run_key)?))
     }
 
     pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, EngineError> {
@@ -54,8 +52,7 @@ impl Engine {
         if !summary.status.is_terminal() {
             return Ok(None);
         }
-        let events = self.inner.store.events(run_key)?;
-        let state = RunState::replay_owned(run_key, events)?;
+        let state = self.inner.load_state(run_key)?;
         Ok(RunOutcome::from_state(&state).map(Arc::new))
     }
 

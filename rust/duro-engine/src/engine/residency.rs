@@ -8,7 +8,7 @@ use std::sync::Arc;
 use duro_core::error::CoreError;
 use duro_core::journal::RunKey;
 use duro_core::linear;
-use duro_core::replay::RunState;
+use duro_core::replay::{JournalFold, RunState};
 
 use super::{lock, Inner};
 use crate::error::EngineError;
@@ -72,6 +72,15 @@ impl Inner {
         }
     }
 
+    /// The run's state folded from its journal as the store reads it (the journal
+    /// itself is never held in memory whole).
+    pub(super) fn load_state(&self, run_key: RunKey) -> Result<RunState, EngineError> {
+        let mut fold = JournalFold::new(run_key);
+        self.store
+            .visit_events(run_key, &mut |event| fold.push(event))?;
+        Ok(fold.finish()?)
+    }
+
     /// Brings a dormant run into memory (queued), or returns the handle it has.
     /// `None` when its workflow is not registered here.
     pub(super) fn ensure_loaded(
@@ -82,8 +91,7 @@ impl Inner {
         if let Some(handle) = table.handle_of(run_key) {
             return Ok(Some(handle));
         }
-        let events = self.store.events(run_key)?;
-        let state = RunState::replay_owned(run_key, events)?;
+        let state = self.load_state(run_key)?;
         let Some(wf) = self.registered(&state.workflow, &state.version) else {
             return Ok(None);
         };

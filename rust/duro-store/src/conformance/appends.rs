@@ -76,6 +76,14 @@ pub fn appends_are_positioned(store: &dyn Store) {
     assert_eq!(events.len(), 5);
     assert_eq!(events[1..3], step(0, "a"));
     assert_eq!(events[3..5], step(1, "b"));
+    // The streamed journal is the same one, and an unknown run is an error there too.
+    let mut visited = Vec::new();
+    store.visit_events(key, &mut |e| visited.push(e)).unwrap();
+    assert_eq!(visited, events);
+    match store.visit_events(key + 1000, &mut |e| panic!("visited {e:?}")) {
+        Err(StoreError::UnknownRun { run_key }) => assert_eq!(run_key, key + 1000),
+        other => panic!("expected UnknownRun, got {other:?}"),
+    }
 }
 
 /// Nothing is appended after the terminal event.

@@ -609,12 +609,21 @@ impl Store for EmbeddedStore {
     }
 
     fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        self.visit_events(run_key, &mut |e| events.push(e))?;
+        Ok(events)
+    }
+
+    fn visit_events(
+        &self,
+        run_key: RunKey,
+        visit: &mut dyn FnMut(Event),
+    ) -> Result<(), StoreError> {
         self.catch_up()?;
-        let events = lock(&self.reader).events(run_key)?;
-        if events.is_empty() {
+        if lock(&self.reader).visit_events(run_key, visit)? == 0 {
             return Err(StoreError::UnknownRun { run_key });
         }
-        Ok(events)
+        Ok(())
     }
 
     fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {

@@ -7,7 +7,7 @@ use duro_core::journal::{Event, RunKey};
 use duro_core::summary::RunSummary;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::rows::{checked_summary, corrupt_rows, read_events_into, summary_by_key};
+use super::rows::{checked_summary, corrupt_rows, summary_by_key, visit_events};
 use super::schema::SUMMARY_COLUMNS;
 use super::sql_err;
 use crate::api::RunFilter;
@@ -50,35 +50,32 @@ impl Reader {
     }
 
     /// The run's journal, checked against its summary's event count (rows that
-    /// went missing are corruption too).
-    pub(crate) fn events(&self, run_key: RunKey) -> Result<Vec<Event>, StoreError> {
+    /// went missing are corruption too), handed to `visit` event by event.
+    /// Returns how many events there were.
+    pub(crate) fn visit_events(
+        &self,
+        run_key: RunKey,
+        visit: &mut dyn FnMut(Event),
+    ) -> Result<u32, StoreError> {
         // One read transaction: the count and the rows from the same commit of the indexer.
         let _snapshot = self
             .conn
             .unchecked_transaction()
             .map_err(sql_err(&self.path, "read a journal"))?;
         let summary = self.summary_by_key(run_key)?;
-        // Sized up front: a long journal would otherwise be copied on every doubling.
-        let expected = summary.as_ref().map_or(0, |s| s.event_count as usize);
-        let events = read_events_into(
-            Vec::with_capacity(expected.min(1 << 20)),
-            &self.conn,
-            &self.path,
-            run_key,
-        )?;
+        let count = visit_events(&self.conn, &self.path, run_key, visit)?;
         if let Some(summary) = summary {
-            if events.len() != summary.event_count as usize {
+            if count != summary.event_count {
                 return Err(StoreError::IndexCorrupt {
                     path: self.path.clone(),
                     detail: format!(
-                        "run #{run_key} has {} events in table events but its summary counts {}",
-                        events.len(),
+                        "run #{run_key} has {count} events in table events but its summary counts {}",
                         summary.event_count
                     ),
                 });
             }
         }
-        Ok(events)
+        Ok(count)
     }
 
     pub(crate) fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {

@@ -17,16 +17,20 @@ pub(crate) fn read_events(
     path: &Path,
     run_key: RunKey,
 ) -> Result<Vec<Event>, StoreError> {
-    read_events_into(Vec::new(), conn, path, run_key)
+    let mut events = Vec::new();
+    visit_events(conn, path, run_key, &mut |e| events.push(e))?;
+    Ok(events)
 }
 
-/// `read_events`, appending to `events` (empty, maybe with capacity reserved).
-pub(super) fn read_events_into(
-    mut events: Vec<Event>,
+/// The run's event rows in position order, each checked and decoded and handed to
+/// `visit`; returns how many there were. A gap, a bad checksum or an undecodable body
+/// stops the read with [`StoreError::IndexCorrupt`] (after the events before it).
+pub(super) fn visit_events(
     conn: &Connection,
     path: &Path,
     run_key: RunKey,
-) -> Result<Vec<Event>, StoreError> {
+    visit: &mut dyn FnMut(Event),
+) -> Result<u32, StoreError> {
     let err = sql_err(path, "read a journal");
     let mut stmt = conn
         .prepare_cached(
@@ -34,12 +38,13 @@ pub(super) fn read_events_into(
         )
         .map_err(&err)?;
     let mut rows = stmt.query([run_key as i64]).map_err(&err)?;
+    let mut count: u32 = 0;
     while let Some(row) = rows.next().map_err(&err)? {
         let position: i64 = row.get(0).map_err(&err)?;
-        if position != events.len() as i64 {
+        if position != i64::from(count) {
             return Err(StoreError::IndexCorrupt {
                 path: path.to_path_buf(),
-                detail: format!("run #{run_key} is missing event {}", events.len()),
+                detail: format!("run #{run_key} is missing event {count}"),
             });
         }
         let body =
@@ -51,7 +56,7 @@ pub(super) fn read_events_into(
                     detail: e.to_string(),
                 })?;
         let crc: i64 = row.get(2).map_err(&err)?;
-        if crc != event_crc(run_key, position as u32, body) as i64 {
+        if crc != event_crc(run_key, count, body) as i64 {
             return Err(StoreError::IndexCorrupt {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -59,12 +64,13 @@ pub(super) fn read_events_into(
                 ),
             });
         }
-        events.push(decode_event(body).map_err(|e| StoreError::IndexCorrupt {
+        visit(decode_event(body).map_err(|e| StoreError::IndexCorrupt {
             path: path.to_path_buf(),
             detail: format!("run #{run_key} event {position}: {e}"),
         })?);
+        count += 1;
     }
-    Ok(events)
+    Ok(count)
 }
 
 fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
