@@ -140,3 +140,32 @@ def test_no_engine_open_is_a_clear_error(name: str) -> None:
         pytest.skip("another engine is open in this process")
     with pytest.raises(duro.InvalidArgument, match="no engine is open"):
         duro.workflow(name).step("a", lambda i: i).run(1)
+
+
+def test_a_definition_refused_while_the_store_opens_leaves_the_store_closed(store_path: Path, name: str) -> None:
+    """``Core()`` registers the workflows defined so far while the store opens on another
+    thread; a definition it refuses (or one that cannot be built) fails the open with its
+    own error, and the store it had opened is closed again, not left locked."""
+    from duro import _core
+
+    good = duro.workflow(name).step("a", lambda i: i)._native_spec()
+    bad_kind = (name + "-bad", "1", 0, [("a", 7, None, None, None, None)], None, None)
+    with pytest.raises(duro.InvalidArgument, match="unknown step kind 7"):
+        _core.Core(str(store_path), definitions=[good, bad_kind])
+
+    twice = (name + "-twice", "1", 0, [("a", 0, None, None, None, None)] * 2, None, None)
+    with pytest.raises(duro.InvalidArgument, match="used twice"):
+        _core.Core(str(store_path), definitions=[good, twice])
+
+    def specs() -> Any:
+        yield good
+        raise RuntimeError("spec failed")
+
+    with pytest.raises(RuntimeError, match="spec failed"):
+        _core.Core(str(store_path), definitions=specs())
+
+    core = _core.Core(str(store_path), definitions=iter([good]))
+    try:
+        assert len(core.registered_at_open()) == 1
+    finally:
+        core.close()

@@ -1,11 +1,13 @@
 """Type stubs of the native module ``duro._core`` (checked by mypy.stubtest)."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from typing_extensions import final
 
 _RetrySpec = Tuple[int, int, float, Optional[int], float, List[str]]
 _StepSpec = Tuple[str, int, Optional[int], Optional[int], Optional[_RetrySpec], Optional[_RetrySpec]]
+#: ``Workflow._native_spec()``: (name, version, lane, steps, on_failure_retry, timeout_ms).
+_WorkflowSpec = Tuple[str, str, int, List[_StepSpec], Optional[_RetrySpec], Optional[int]]
 _Receipt = Tuple[int, bool]
 
 __all__ = [
@@ -72,7 +74,9 @@ class Core:
         finished_capacity: Optional[int] = None,
         segment_size: Optional[int] = None,
         fsync: bool = True,
+        definitions: Optional[Iterable[_WorkflowSpec]] = None,
     ) -> "Core": ...
+    def registered_at_open(self) -> List[int]: ...
     def register(
         self,
         name: str,

@@ -96,12 +96,17 @@ class Engine:
         self.fsync = fsync
         self._pid = os.getpid()
         self._fork_generation = _FORK_GENERATION
+        # The workflows defined so far are registered by the core while it opens the
+        # store (their specs are built as it asks for them), so a crashed run of a long
+        # workflow resumes without waiting for its definition after the open.
+        defined = [workflow for workflow, _ in REGISTRY.snapshot()]
         self._core = _core.Core(
             None if self.path is None else str(self.path),
             max_payload_bytes=max_payload_bytes,
             max_recovery_attempts=max_recovery_attempts,
             segment_size=segment_size,
             fsync=fsync,
+            definitions=(workflow._native_spec() for workflow in defined),
         )
         self._lock = threading.RLock()
         self._active: Dict[Tuple[str, str], Tuple[Workflow, int]] = {}
@@ -125,8 +130,12 @@ class Engine:
                 "and a machine crash can lose them",
                 self.path,
             )
-        for workflow, _ in REGISTRY.snapshot():
-            self._activate(workflow)
+        # Every definition is known before any worker starts: the runs of all of them
+        # may be handed out as soon as one lane has workers.
+        for workflow, generation in zip(defined, self._core.registered_at_open()):
+            self._record(workflow, generation)
+        for workflow in defined:
+            self._start_lane(workflow)
         self._maintenance = threading.Thread(target=self._maintain, name="duro-maintenance", daemon=True)
         self._maintenance.start()
 
@@ -193,16 +202,31 @@ class Engine:
                 return current[1]
             self._check_usable()
             generation = int(self._core.register(*workflow._native_spec()))
+            self._record(workflow, generation)
+            self._start_lane(workflow)
+            return generation
+
+    def _record(self, workflow: Workflow, generation: int) -> None:
+        """Makes a registered workflow this engine's current definition of its key."""
+        with self._lock:
             self._active[workflow.key] = (workflow, generation)
             self._generations[generation] = workflow
+
+    def _start_lane(self, workflow: Workflow) -> None:
+        """Starts what runs the workflow's steps (sync workers or the asyncio driver)."""
+        with self._lock:
             if workflow.is_async:
                 self._async_driver()
             elif self._sync is None:
                 self._sync = SyncWorkers(self, self._runner, self._worker_count)
-            return generation
 
     def _definition(self, generation: int, name: str, version: str) -> Workflow:
         workflow = self._generations.get(generation)
+        if workflow is None:
+            # A registration still in progress: `_activate` records its generation
+            # while holding the lock, and the core may hand out its work before that.
+            with self._lock:
+                workflow = self._generations.get(generation)
         if workflow is None:
             active = self._active.get((name, version))
             if active is None:

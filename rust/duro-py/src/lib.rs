@@ -6,6 +6,7 @@
 //! object: step functions stay in Python, referred to by index.
 
 mod convert;
+mod defs;
 mod errors;
 
 use std::sync::Arc;
@@ -13,35 +14,16 @@ use std::time::Duration;
 
 use duro_core::journal::ErrorInfo;
 use duro_core::limits::Limits;
-use duro_core::retry::RetryPolicy;
 use duro_core::summary::RunStatus;
 use duro_core::time::{parse_duration as core_parse_duration, Millis};
-use duro_core::workflow::{StepDef, StepDefKind, WorkflowDef};
 use duro_engine::{Engine, EngineConfig, LaneId, SystemClock, Wait};
 use duro_store::{EmbeddedOptions, EmbeddedStore, MemoryStore, Receipt, RunFilter, Store};
 use duro_wal::{SyncMode, WalOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use errors::{core_to_py, store_to_py, to_py, InvalidArgument};
-
-/// A retry policy as Python passes it:
-/// `(max_attempts, initial_delay_ms, multiplier, max_delay_ms | None, jitter, [non-retryable types])`.
-type RetryTuple = (u32, u64, f64, Option<u64>, f64, Vec<String>);
-
-fn retry_policy(t: RetryTuple) -> PyResult<RetryPolicy> {
-    let (max_attempts, initial_delay_ms, multiplier, max_delay_ms, jitter, non_retryable) = t;
-    let mut builder = RetryPolicy::builder()
-        .max_attempts(max_attempts)
-        .initial_delay_ms(initial_delay_ms)
-        .multiplier(multiplier)
-        .jitter(jitter)
-        .non_retryable(non_retryable);
-    if let Some(max) = max_delay_ms {
-        builder = builder.max_delay_ms(max);
-    }
-    builder.build().map_err(|e| core_to_py(e.into()))
-}
+use defs::{retry_policy, RetryTuple, StepTuple};
+use errors::{core_to_py, store_to_py, to_py, InvalidArgument, StoreFailed};
 
 /// Validates a retry policy; returns the effective max delay in ms.
 #[pyfunction]
@@ -86,6 +68,50 @@ fn retry_delay_ms(
 struct Core {
     engine: Engine,
     description: String,
+    registered_at_open: Vec<u64>,
+}
+
+/// Opens the store at `path` (or a memory store) and an engine over it; runs
+/// without the GIL (see `Core::new`).
+fn open_engine(
+    path: Option<String>,
+    config: EngineConfig,
+    segment_size: Option<u64>,
+    fsync: bool,
+) -> PyResult<(Engine, String)> {
+    // An append holds a payload plus framing; keep room for the largest payload,
+    // the same in both stores.
+    let max_append = WalOptions::default()
+        .max_record_size
+        .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
+    let store: Arc<dyn Store> = match &path {
+        None => Arc::new(MemoryStore::with_max_append_bytes(u64::from(max_append))),
+        Some(dir) => {
+            let mut wal = WalOptions::default();
+            // Segments big enough for the largest record.
+            wal.max_record_size = max_append;
+            wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
+            if let Some(size) = segment_size {
+                wal.segment_size = size;
+            }
+            if !fsync {
+                wal.sync = SyncMode::None;
+            }
+            Arc::new(
+                EmbeddedStore::open(
+                    dir,
+                    EmbeddedOptions {
+                        wal,
+                        ..EmbeddedOptions::default()
+                    },
+                )
+                .map_err(store_to_py)?,
+            )
+        }
+    };
+    let description = store.describe();
+    let engine = Engine::open(store, config, Arc::new(SystemClock)).map_err(to_py)?;
+    Ok((engine, description))
 }
 
 fn receipt_tuple(r: Receipt) -> (u64, bool) {
@@ -94,9 +120,16 @@ fn receipt_tuple(r: Receipt) -> (u64, bool) {
 
 #[pymethods]
 impl Core {
-    /// Opens a store (`path` a directory, or `None` for memory) and an engine over it.
+    /// Opens a store (`path` a directory, or `None` for memory) and an engine over it,
+    /// and registers `definitions` (an iterable of `Workflow._native_spec()` tuples)
+    /// before any run is resumed; `registered_at_open` gives their generations.
+    ///
+    /// The store opens on its own thread while this one (holding the GIL) converts
+    /// the definitions: recovering the log and converting a long definition both
+    /// take milliseconds, and a crashed run resumes only once both are done.
     #[new]
-    #[pyo3(signature = (path, *, max_payload_bytes=None, max_recovery_attempts=None, finished_capacity=None, segment_size=None, fsync=true))]
+    #[pyo3(signature = (path, *, max_payload_bytes=None, max_recovery_attempts=None, finished_capacity=None, segment_size=None, fsync=true, definitions=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: Option<String>,
@@ -105,6 +138,7 @@ impl Core {
         finished_capacity: Option<usize>,
         segment_size: Option<u64>,
         fsync: bool,
+        definitions: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Core> {
         let mut limits = Limits::default();
         if let Some(v) = max_payload_bytes {
@@ -120,43 +154,33 @@ impl Core {
         if let Some(v) = finished_capacity {
             config.finished_capacity = v;
         }
-        py.detach(move || {
-            // An append holds a payload plus framing; keep room for the largest payload,
-            // the same in both stores.
-            let max_append = WalOptions::default()
-                .max_record_size
-                .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
-            let store: Arc<dyn Store> = match &path {
-                None => Arc::new(MemoryStore::with_max_append_bytes(u64::from(max_append))),
-                Some(dir) => {
-                    let mut wal = WalOptions::default();
-                    // Segments big enough for the largest record.
-                    wal.max_record_size = max_append;
-                    wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
-                    if let Some(size) = segment_size {
-                        wal.segment_size = size;
-                    }
-                    if !fsync {
-                        wal.sync = SyncMode::None;
-                    }
-                    Arc::new(
-                        EmbeddedStore::open(
-                            dir,
-                            EmbeddedOptions {
-                                wal,
-                                ..EmbeddedOptions::default()
-                            },
-                        )
-                        .map_err(store_to_py)?,
-                    )
-                }
-            };
-            let description = store.describe();
-            let engine = Engine::open(store, config, Arc::new(SystemClock)).map_err(to_py)?;
-            Ok(Core {
-                engine,
-                description,
-            })
+        let opening = std::thread::Builder::new()
+            .name("duro-open".into())
+            .spawn(move || open_engine(path, config, segment_size, fsync))
+            .map_err(|e| {
+                StoreFailed::new_err(format!("cannot start a thread to open the store: {e}"))
+            })?;
+        // Converted while the store opens. On an error the open is still waited
+        // for, so the engine it made is closed (and the store unlocked) before
+        // the error reaches Python.
+        let converted = definitions.map_or(Ok(Vec::new()), |defs| {
+            defs.try_iter()?
+                .map(|spec| defs::workflow_def(spec?.extract()?))
+                .collect::<PyResult<Vec<_>>>()
+        });
+        let opened = py.detach(|| opening.join());
+        let (engine, description) = match opened {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut registered_at_open = Vec::new();
+        for (def, lane) in converted? {
+            registered_at_open.push(engine.register(def, lane).map_err(to_py)?);
+        }
+        Ok(Core {
+            engine,
+            description,
+            registered_at_open,
         })
     }
 
@@ -169,56 +193,18 @@ impl Core {
         name: String,
         version: String,
         lane: u8,
-        steps: Vec<(
-            String,
-            u8,
-            Option<u64>,
-            Option<u64>,
-            Option<RetryTuple>,
-            Option<RetryTuple>,
-        )>,
+        steps: Vec<StepTuple>,
         on_failure_retry: Option<RetryTuple>,
         timeout_ms: Option<u64>,
     ) -> PyResult<u64> {
-        let mut defs = Vec::with_capacity(steps.len());
-        for (step_name, kind, duration_ms, step_timeout_ms, retry, compensate) in steps {
-            let kind = match kind {
-                0 => StepDefKind::Task,
-                1 => StepDefKind::Sleep {
-                    duration_ms: duration_ms.unwrap_or(0),
-                },
-                2 => StepDefKind::WaitEvent {
-                    timeout_ms: step_timeout_ms,
-                },
-                other => {
-                    return Err(InvalidArgument::new_err(format!(
-                        "unknown step kind {other}"
-                    )))
-                }
-            };
-            defs.push(StepDef {
-                name: step_name,
-                kind,
-                retry: retry
-                    .map(retry_policy)
-                    .transpose()?
-                    .unwrap_or_else(RetryPolicy::no_retry),
-                compensate: compensate.map(retry_policy).transpose()?,
-            });
-        }
-        let def = WorkflowDef {
-            name,
-            version,
-            steps: defs,
-            on_failure: on_failure_retry.map(retry_policy).transpose()?,
-            timeout_ms,
-        };
-        let lane = if lane == 1 {
-            LaneId::Async
-        } else {
-            LaneId::Sync
-        };
+        let (def, lane) =
+            defs::workflow_def((name, version, lane, steps, on_failure_retry, timeout_ms))?;
         self.engine.register(def, lane).map_err(to_py)
+    }
+
+    /// The generations of the `definitions` given when the engine opened, in their order.
+    fn registered_at_open(&self) -> Vec<u64> {
+        self.registered_at_open.clone()
     }
 
     /// Starts a run (or finds it): `(run_key, created, receipt)`. Does not wait for durability.
