@@ -71,7 +71,7 @@ pub fn entries(state: &RunState) -> Vec<JournalEntry> {
                 kind: step.kind,
                 status,
                 attempt: step.attempts,
-                output: step.output.clone(),
+                output: step.output.as_deref().cloned(),
                 error: step.last_error.clone(),
                 started_at_ms: step.first_started_at_ms,
                 completed_at_ms: step.ended_at_ms,

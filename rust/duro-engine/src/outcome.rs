@@ -70,7 +70,6 @@ impl RunOutcome {
             run_id: state.run_id.clone(),
             status,
             outputs: completed_outputs(state)
-                .into_iter()
                 .map(|(n, o)| (n.to_owned(), o.to_vec()))
                 .collect(),
             output,

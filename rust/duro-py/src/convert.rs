@@ -2,6 +2,7 @@
 //! dicts for the inspection API (self-describing).
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
 use duro_core::entries::JournalEntry;
 use duro_core::journal::ErrorInfo;
@@ -17,8 +18,8 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 /// output only when a step asks for it. Sleeps (empty outputs) are left out.
 #[pyclass(frozen, module = "duro._core")]
 pub struct RecordedOutputs {
-    /// `(name, output)` in step order.
-    entries: Vec<(String, Vec<u8>)>,
+    /// `(name, output)` in step order (outputs shared with the engine's state).
+    entries: Vec<(String, Arc<Vec<u8>>)>,
     /// Indexes into `entries` by name: the names are hashed, not copied (a long
     /// run's names would otherwise be held twice).
     by_name: HashTable<usize>,
@@ -26,7 +27,7 @@ pub struct RecordedOutputs {
 }
 
 impl RecordedOutputs {
-    fn new(mut entries: Vec<(String, Vec<u8>)>) -> RecordedOutputs {
+    fn new(mut entries: Vec<(String, Arc<Vec<u8>>)>) -> RecordedOutputs {
         entries.retain(|(_, raw)| !raw.is_empty());
         let hasher = RandomState::new();
         let mut by_name = HashTable::with_capacity(entries.len());

@@ -21,7 +21,7 @@ mod steps;
 use crate::error::CoreError;
 use crate::journal::{error_types, ErrorInfo, Event, Seq, StepKind};
 use crate::limits::Limits;
-use crate::replay::{RunState, StepStatus};
+use crate::replay::{RunState, StepState, StepStatus};
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::time::Millis;
 use crate::workflow::WorkflowDef;
@@ -176,16 +176,24 @@ fn policy_for<'d>(state: &RunState, def: &'d WorkflowDef, seq: Seq) -> Option<&'
     }
 }
 
-/// Outputs of completed forward steps, by name, in step order: what the
+/// Completed forward steps, in step order: their outputs are what the
 /// workflow's functions see as `prev`, and a completed run's value.
-/// An iterator, so a caller that copies them (a long run's load) makes no list of
-/// references first.
-pub fn completed_outputs(state: &RunState) -> impl Iterator<Item = (&str, &[u8])> {
+pub fn completed_steps(state: &RunState) -> impl Iterator<Item = &StepState> {
     let forward_end = state
         .turned_back()
         .map_or(state.steps().len(), |t| t.first_seq as usize);
     state.steps()[..forward_end]
         .iter()
         .filter(|s| s.status == StepStatus::Completed)
-        .map(|s| (s.name.as_str(), s.output.as_deref().unwrap_or_default()))
+}
+
+/// Outputs of [`completed_steps`], by name. An iterator, so a caller that
+/// copies them makes no list of references first.
+pub fn completed_outputs(state: &RunState) -> impl Iterator<Item = (&str, &[u8])> {
+    completed_steps(state).map(|s| {
+        (
+            s.name.as_str(),
+            s.output.as_deref().map_or(&[][..], Vec::as_slice),
+        )
+    })
 }

@@ -9,6 +9,8 @@
 //! linear builder (see [`crate::linear`]) and, later, code-first workflows,
 //! whose code simply asks [`RunState::begin_step`] in the order it runs.
 
+use std::sync::Arc;
+
 use crate::error::{CoreError, NonDeterminism};
 use crate::journal::{ErrorInfo, Event, RunKey, Seq, StepKind};
 use crate::retry::{jitter_seed, RetryDecision, RetryPolicy};
@@ -36,7 +38,9 @@ pub struct StepState {
     /// Attempts that recorded a failure.
     pub failures: u32,
     pub status: StepStatus,
-    pub output: Option<Vec<u8>>,
+    /// Shared: handing a loaded run's outputs to its caller (`LoadData`) and
+    /// keeping them here costs a reference count each, not a copy.
+    pub output: Option<Arc<Vec<u8>>>,
     pub last_error: Option<ErrorInfo>,
     /// A durable timer of this step (sleep end, or event-wait timeout), and whether it fired.
     pub timer_at_ms: Option<Millis>,
@@ -130,6 +134,9 @@ pub struct RunState {
     last_event_at_ms: Millis,
 }
 
+/// Most step slots [`JournalFold`] reserves before the first step.
+const MAX_STEPS_RESERVED: u32 = 1 << 16;
+
 /// [`RunState::replay_owned`] for a journal handed over one event at a time, as a
 /// store reads it (`Store::visit_events`): loading a run from the store takes this
 /// path, so a long journal is never held as a list next to the state folded from it.
@@ -156,7 +163,15 @@ impl JournalFold {
             return;
         }
         let folded = match &mut self.state {
-            None => RunState::new(self.run_key, &event).map(|state| self.state = Some(state)),
+            None => RunState::new(self.run_key, &event).map(|mut state| {
+                // Sized for the definition's steps up front: a long run's step
+                // list would otherwise be copied on every doubling. Capped, as the
+                // count comes from the journal; untouched capacity costs no memory.
+                state
+                    .steps
+                    .reserve(state.step_count.min(MAX_STEPS_RESERVED) as usize);
+                self.state = Some(state);
+            }),
             Some(state) => state.apply_owned(event),
         };
         if let Err(error) = folded {
@@ -314,7 +329,7 @@ impl RunState {
                     at_ms,
                 })?;
                 // `apply` succeeded, so the step exists and was just completed.
-                self.steps[seq as usize].output = Some(output);
+                self.steps[seq as usize].output = Some(Arc::new(output));
                 Ok(())
             }
             Event::StepStarted {
@@ -407,7 +422,7 @@ impl RunState {
                     return Err(self.inconsistent(format!("step #{seq} completed twice")));
                 }
                 step.status = StepStatus::Completed;
-                step.output = Some(output.clone());
+                step.output = Some(Arc::new(output.clone()));
                 step.ended_at_ms = Some(*at_ms);
                 if step.kind == StepKind::WaitEvent {
                     let name = step.name.clone();
@@ -565,7 +580,7 @@ impl RunState {
         }
         match step.status {
             StepStatus::Completed => Ok(StepDecision::Replay {
-                output: step.output.clone().unwrap_or_default(),
+                output: step.output.as_deref().cloned().unwrap_or_default(),
             }),
             StepStatus::Failed => Ok(StepDecision::ReplayFailed {
                 error: step.last_error.clone().unwrap_or_default(),

@@ -295,7 +295,6 @@ impl Sim {
             outcome: self.state.outcome().cloned(),
             stuck,
             outputs: linear::completed_outputs(&self.state)
-                .into_iter()
                 .map(|(n, o)| (n.to_owned(), o.to_vec()))
                 .collect(),
             compensated: self

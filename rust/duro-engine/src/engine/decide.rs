@@ -139,9 +139,8 @@ fn load_data(state: &RunState, generation: u64) -> LoadData {
         workflow: state.workflow.clone(),
         version: state.version.clone(),
         input: state.input.clone(),
-        outputs: linear::completed_outputs(state)
-            .into_iter()
-            .map(|(n, o)| (n.to_owned(), o.to_vec()))
+        outputs: linear::completed_steps(state)
+            .map(|s| (s.name.clone(), s.output.clone().unwrap_or_default()))
             .collect(),
     }
 }
@@ -155,7 +154,6 @@ fn failure_info(state: &RunState) -> FailureInfo {
             .map(|s| s.name.clone()),
         error: turn.map(|t| t.reason.clone()).unwrap_or_default(),
         completed_steps: linear::completed_outputs(state)
-            .into_iter()
             .map(|(n, _)| n.to_owned())
             .collect(),
     }

@@ -103,8 +103,9 @@ pub struct LoadData {
     pub workflow: String,
     pub version: String,
     pub input: Vec<u8>,
-    /// Outputs of completed forward steps, by name, in order.
-    pub outputs: Vec<(String, Vec<u8>)>,
+    /// Outputs of completed forward steps, by name, in order; shared with the
+    /// run's state (a long run's outputs are not copied to hand them over).
+    pub outputs: Vec<(String, Arc<Vec<u8>>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
