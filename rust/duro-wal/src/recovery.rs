@@ -34,9 +34,13 @@ use crate::Lsn;
 /// What recovery found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
-    /// Every record in the log, in LSN order (including records the caller already released
-    /// but whose segment could not be deleted yet: skip those you have already stored).
+    /// Every record in the log from the LSN the open asked for (`Wal::open_from`; all of
+    /// them with `Wal::open`), in LSN order, including records the caller already released
+    /// but whose segment could not be deleted yet: skip those you have already stored.
     pub records: Vec<RecoveredRecord>,
+    /// The LSN of the first valid record in the log, whether or not `records` holds it
+    /// (`None`: the log holds no record).
+    pub first_lsn: Option<Lsn>,
     /// The torn tail that was discarded, if any.
     pub truncated: Option<TornTail>,
     /// The LSN the next append gets.
@@ -108,10 +112,12 @@ pub(crate) fn io_err<'a>(
 }
 
 /// Scans `fs`/`dir`, repairs a torn tail, and says where the log continues.
+/// Records before `keep_from` are checked like the others but not copied into the result.
 pub(crate) fn recover(
     fs: &dyn Fs,
     dir: &Path,
     options: &WalOptions,
+    keep_from: Lsn,
 ) -> Result<Recovered, WalError> {
     fs.create_dir_all(dir)
         .map_err(io_err("create log directory", dir))?;
@@ -148,6 +154,7 @@ pub(crate) fn recover(
         return Ok(Recovered {
             recovery: Recovery {
                 records: Vec::new(),
+                first_lsn: None,
                 truncated: None,
                 next_lsn: 1,
                 segments: 0,
@@ -160,6 +167,7 @@ pub(crate) fn recover(
 
     // Pass 1: the valid prefix of every segment.
     let mut records = Vec::new();
+    let mut first_lsn = None;
     let mut scanned: Vec<Scanned> = Vec::with_capacity(numbers.len());
     // The image of the last segment holding records so far: the repair below copies from
     // it instead of reading the file again (one segment's size in memory, not the log's).
@@ -244,12 +252,15 @@ pub(crate) fn recover(
                 }
                 break;
             }
-            let payload_end = valid.payload_offset + valid.header.payload_len as usize;
-            records.push(RecoveredRecord {
-                lsn,
-                record_type: valid.header.record_type,
-                payload: image.bytes[valid.payload_offset..payload_end].to_vec(),
-            });
+            first_lsn.get_or_insert(lsn);
+            if lsn >= keep_from {
+                let payload_end = valid.payload_offset + valid.header.payload_len as usize;
+                records.push(RecoveredRecord {
+                    lsn,
+                    record_type: valid.header.record_type,
+                    payload: image.bytes[valid.payload_offset..payload_end].to_vec(),
+                });
+            }
             lsns = Some((lsns.map_or(lsn, |(first, _)| first), lsn));
             expected = Some(lsn + 1);
             offset = valid.end;
@@ -450,6 +461,7 @@ pub(crate) fn recover(
     Ok(Recovered {
         recovery: Recovery {
             records,
+            first_lsn,
             truncated,
             next_lsn,
             segments: segments.len(),

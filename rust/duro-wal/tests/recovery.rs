@@ -338,3 +338,63 @@ proptest! {
         prop_assert_eq!(recovery.truncated, None);
     }
 }
+
+/// `Wal::open_from` (the store passes the first LSN its index lacks) returns only the
+/// records from that LSN on, says where the log starts, and still checks the records it
+/// does not return: a damaged one is corruption, not skipped.
+#[test]
+fn open_from_returns_the_later_records_and_still_checks_the_earlier_ones() {
+    let options = WalOptions {
+        segment_size: 4 << 10,
+        max_record_size: 1 << 10,
+        ..small_options()
+    };
+    let open_from = |fs: &SimFs, keep_from: u64| {
+        duro_wal::Wal::open_from(
+            std::sync::Arc::new(fs.clone()),
+            &dir(),
+            options.clone(),
+            std::sync::Arc::new(duro_wal::NullSink),
+            keep_from,
+        )
+    };
+    let fs = SimFs::new();
+    let (wal, _) = open_sim(&fs, options.clone()).unwrap();
+    let mut expected = Vec::new();
+    for n in 1..=120u64 {
+        let p = payload(n, 200);
+        wal.append_ticket(&[Record::new(1, &p)])
+            .unwrap()
+            .wait()
+            .unwrap();
+        expected.push((n, p));
+    }
+    wal.close().unwrap();
+    assert!(segment_files(&fs).len() >= 3);
+
+    for keep_from in [0, 1, 2, 60, 120, 121, 1_000] {
+        let (wal, recovery) = open_from(&copy(&fs), keep_from).unwrap();
+        assert_eq!(recovery.first_lsn, Some(1), "keep_from {keep_from}");
+        assert_eq!(recovery.next_lsn, 121);
+        let want: Vec<_> = expected
+            .iter()
+            .filter(|(lsn, _)| *lsn >= keep_from)
+            .cloned()
+            .collect();
+        assert_eq!(recovered_payloads(&recovery), want, "keep_from {keep_from}");
+        wal.close().unwrap();
+    }
+
+    // A flipped byte in the middle of segment 1, whose records are all before `keep_from`.
+    let seg1 = segment_path(1);
+    let bytes = fs.read_file(&seg1).unwrap();
+    let used_end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+    let image = copy(&fs);
+    image.flip_bit(&seg1, used_end / 2, 0);
+    let (file, _, _) = expect_corrupt(open_from(&image, 100));
+    assert_eq!(file, seg1);
+
+    // An empty log starts nowhere.
+    let (_wal, recovery) = open_from(&SimFs::new(), 5).unwrap();
+    assert_eq!((recovery.first_lsn, recovery.next_lsn), (None, 1));
+}

@@ -158,22 +158,35 @@ impl EmbeddedStore {
         let dir_lock = DirLock::acquire(&dir)?;
         make_store_private(&dir)?;
 
+        let index_path = dir.join("index.sqlite3");
+        // An index that exists is opened before the log: the log's recovery then checks
+        // the records the index already holds without copying them out (megabytes after a
+        // crash in a long run). Its errors wait until the log is open, as they did when
+        // the log was opened first: a corrupt index is rebuilt only from a complete log,
+        // and the log's own errors come first. A new index is created after the log.
+        let early_index = index_path
+            .exists()
+            .then(|| open_index(&index_path, &index_faults));
+        let keep_from = match &early_index {
+            Some(Ok(index)) => index.applied_lsn().saturating_add(1),
+            _ => 1,
+        };
         let inbox = Arc::new(Inbox::default());
         let relay = Arc::new(Relay::new(inbox.clone()));
-        let (wal, recovery) = Wal::open(
+        let (wal, recovery) = Wal::open_from(
             options.fs.clone(),
             &dir.join("wal"),
             options.wal.clone(),
             relay.clone(),
+            keep_from,
         )?;
         // The log holds the whole history while nothing was released from it yet.
         let log_is_complete = recovery
-            .records
-            .first()
-            .map_or(recovery.next_lsn == 1, |r| r.lsn == 1);
+            .first_lsn
+            .map_or(recovery.next_lsn == 1, |first| first == 1);
 
-        let index_path = dir.join("index.sqlite3");
-        let mut index = match open_index(&index_path, &index_faults) {
+        let opened = early_index.unwrap_or_else(|| open_index(&index_path, &index_faults));
+        let mut index = match opened {
             Ok(index) => index,
             Err(StoreError::IndexCorrupt { detail, .. }) if log_is_complete => {
                 // Rebuilt from the log below; the damaged file is kept for inspection.
@@ -210,11 +223,11 @@ impl EmbeddedStore {
         // Released segments were in the index before they were deleted, so the log must
         // start at or before the first record the index lacks. A gap means records are in
         // neither: refuse rather than open a store that silently lost runs.
-        if let Some(first) = recovery.records.first() {
-            if first.lsn > index.applied_lsn() + 1 {
+        if let Some(first_lsn) = recovery.first_lsn {
+            if first_lsn > index.applied_lsn() + 1 {
                 return Err(StoreError::LogGap {
                     path: dir.join("wal"),
-                    first_lsn: first.lsn,
+                    first_lsn,
                     applied: index.applied_lsn(),
                 });
             }

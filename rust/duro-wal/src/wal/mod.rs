@@ -92,8 +92,23 @@ impl Wal {
         options: WalOptions,
         sink: Arc<dyn DurableSink>,
     ) -> Result<(Wal, Recovery), WalError> {
+        Wal::open_from(fs, dir, options, sink, 1)
+    }
+
+    /// [`Wal::open`] for a caller that already stored the records before `keep_from`:
+    /// recovery checks them as it checks every record (the log's validity and the
+    /// repair of its tail do not change) but does not copy them into
+    /// [`Recovery::records`], which saves copying and allocating what may be megabytes
+    /// of records. [`Recovery::first_lsn`] still says where the log starts.
+    pub fn open_from(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: WalOptions,
+        sink: Arc<dyn DurableSink>,
+        keep_from: Lsn,
+    ) -> Result<(Wal, Recovery), WalError> {
         options.validate()?;
-        let recovered = recover(&*fs, dir, &options)?;
+        let recovered = recover(&*fs, dir, &options, keep_from)?;
         let mut recovery = recovered.recovery;
         let preparer = Preparer::new();
         let created = Arc::new(AtomicU64::new(0));
