@@ -150,19 +150,21 @@ def test_a_definition_refused_while_the_store_opens_leaves_the_store_closed(stor
 
     good = duro.workflow(name).step("a", lambda i: i)._native_spec()
     bad_kind = (name + "-bad", "1", 0, [("a", 7, None, None, None, None)], None, None)
-    with pytest.raises(duro.InvalidArgument, match="unknown step kind 7"):
-        _core.Core(str(store_path), definitions=[good, bad_kind])
-
     twice = (name + "-twice", "1", 0, [("a", 0, None, None, None, None)] * 2, None, None)
-    with pytest.raises(duro.InvalidArgument, match="used twice"):
-        _core.Core(str(store_path), definitions=[good, twice])
 
     def specs() -> Any:
         yield good
         raise RuntimeError("spec failed")
 
-    with pytest.raises(RuntimeError, match="spec failed"):
-        _core.Core(str(store_path), definitions=specs())
+    # Repeated: a store left open until a background thread lets go of it shows up as
+    # StoreLocked on one of the next opens.
+    for _ in range(10):
+        with pytest.raises(duro.InvalidArgument, match="unknown step kind 7"):
+            _core.Core(str(store_path), definitions=[good, bad_kind])
+        with pytest.raises(duro.InvalidArgument, match="used twice"):
+            _core.Core(str(store_path), definitions=[good, twice])
+        with pytest.raises(RuntimeError, match="spec failed"):
+            _core.Core(str(store_path), definitions=specs())
 
     core = _core.Core(str(store_path), definitions=iter([good]))
     try:

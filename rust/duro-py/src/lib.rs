@@ -173,10 +173,20 @@ impl Core {
             Ok(result) => result?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let mut registered_at_open = Vec::new();
-        for (def, lane) in converted? {
-            registered_at_open.push(engine.register(def, lane).map_err(to_py)?);
-        }
+        let registered = converted.and_then(|defs| {
+            defs.into_iter()
+                .map(|(def, lane)| engine.register(def, lane).map_err(to_py))
+                .collect::<PyResult<Vec<u64>>>()
+        });
+        let registered_at_open = match registered {
+            Ok(generations) => generations,
+            Err(error) => {
+                // Closed now, not when the last reference goes (the timer thread may hold
+                // one for a while): the caller may open the store again at once.
+                py.detach(|| engine.close()).map_err(to_py)?;
+                return Err(error);
+            }
+        };
         Ok(Core {
             engine,
             description,
