@@ -2,6 +2,7 @@
 //! not have written.
 
 use super::*;
+use crate::retry::{RetryDecision, RetryPolicy};
 
 fn started() -> Event {
     Event::RunStarted {
