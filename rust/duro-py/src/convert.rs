@@ -8,6 +8,7 @@ use duro_core::entries::JournalEntry;
 use duro_core::journal::ErrorInfo;
 use duro_core::summary::RunSummary;
 use duro_engine::{RunOutcome, Work};
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -35,11 +36,13 @@ impl RecordedOutputs {
             let hash = hasher.hash_one(name.as_str());
             // Step names are unique within a definition; were one repeated, its
             // first output would be the one found.
-            if by_name
-                .find(hash, |&j: &usize| entries[j].0 == *name)
-                .is_none()
-            {
-                by_name.insert_unique(hash, i, |&j: &usize| hasher.hash_one(entries[j].0.as_str()));
+            let slot = by_name.entry(
+                hash,
+                |&j: &usize| entries[j].0 == *name,
+                |&j: &usize| hasher.hash_one(entries[j].0.as_str()),
+            );
+            if let Entry::Vacant(slot) = slot {
+                slot.insert(i);
             }
         }
         RecordedOutputs {
