@@ -85,6 +85,25 @@ def test_ctx_gives_attempt_run_id_step_name_and_a_stable_idempotency_key(engine:
     assert result.value["refund-key"] == "charge:o-9"
 
 
+def test_a_compensation_gets_its_own_idempotency_key_and_the_step_keeps_its_own(engine: duro.Engine, name: str) -> None:
+    keys: List[str] = []
+
+    def charge(order: Any, prev: Any, ctx: duro.StepContext) -> str:
+        keys.append(ctx.idempotency_key)
+        return "charged"
+
+    def refund(order: Any, charged: Any, ctx: duro.StepContext) -> None:
+        keys.append(ctx.idempotency_key)
+
+    def ship(order: Any) -> None:
+        raise duro.NonRetryableError("no stock")
+
+    flow = duro.workflow(name).step("charge", charge, compensate=refund).step("ship", ship)
+    result = flow.run(1, engine=engine, run_id="keys-1").result(timeout=30)
+    assert not result.ok
+    assert keys == ["keys-1:charge", "keys-1:compensate:charge"]
+
+
 def test_starting_an_existing_run_id_returns_that_run(engine: duro.Engine, name: str) -> None:
     runs = []
     flow = duro.workflow(name).step("a", lambda i: runs.append(i) or i)

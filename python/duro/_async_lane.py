@@ -212,7 +212,7 @@ class AsyncDriver:
             if work[0] == RELEASE:
                 self._contexts.pop(handle, None)
                 return
-            load = work[7]
+            load = work[5]
             if load is not None:
                 ctx = runner.load(load)
                 self._contexts[handle] = ctx
@@ -220,7 +220,7 @@ class AsyncDriver:
                 ctx = self._contexts[handle]
             call = None
             try:
-                spec = ctx.workflow._step_list[work[4]] if work[0] == TASK else None
+                spec = ctx.workflow._step_list[work[3]] if work[0] == TASK else None
                 if spec is not None and spec.is_async and spec.timeout_ms is None and spec.arity < 3:
                     # The common case, kept lean: a coroutine step without a timeout.
                     try:
@@ -233,7 +233,7 @@ class AsyncDriver:
                         nxt = runner.failed(work, ctx, runner.resolve(work, ctx), exc, True)
                     else:
                         try:
-                            nxt = self._core.step_ok(handle, work[3], work[5], raw, True)
+                            nxt = self._core.step_ok(handle, work[2], work[4], raw, True)
                         except _core.StaleResult as stale:
                             log.info("step %r of run %r: %s", spec.name, ctx.run_id, stale)
                             return  # the run went on without this attempt

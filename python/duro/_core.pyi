@@ -29,6 +29,7 @@ __all__ = [
     "StoreLocked",
     "WORK_RELEASE",
     "WorkflowNotFound",
+    "idempotency_key",
     "parse_duration",
     "retry_delay_ms",
     "validate_retry",
@@ -62,6 +63,7 @@ class RecordedOutputs:
 def parse_duration(text: str, field: str = "duration") -> int: ...
 def validate_retry(policy: _RetrySpec) -> int: ...
 def retry_delay_ms(policy: _RetrySpec, failed_attempt: int, run_id: str, seq: int) -> int: ...
+def idempotency_key(run_id: str, kind: int, name: str) -> str: ...
 
 @final
 class Core:
@@ -87,7 +89,13 @@ class Core:
         timeout_ms: Optional[int],
     ) -> int: ...
     def start(
-        self, workflow: str, version: str, run_id: str, input: bytes, delay_ms: Optional[int] = None
+        self,
+        workflow: str,
+        version: str,
+        run_id: str,
+        input: bytes,
+        delay_ms: Optional[int] = None,
+        generated_id: bool = False,
     ) -> Tuple[int, bool, _Receipt]: ...
     def wait_durable(self, receipt: _Receipt) -> None: ...
     def next_work(self, lane: int, timeout_s: float) -> Optional[Tuple[Any, ...]]: ...

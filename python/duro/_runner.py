@@ -168,7 +168,7 @@ class Runner:
     # -- resolving what to call ----------------------------------------------------------------
 
     def resolve(self, work: Work, ctx: RunContext) -> Call:
-        kind, index, attempt, key = work[0], work[4], work[5], work[6]
+        kind, index, attempt = work[0], work[3], work[4]
         wf = ctx.workflow
         if kind == TASK:
             spec = wf._step_list[index]
@@ -180,18 +180,21 @@ class Runner:
             else:
                 if spec.idempotency_key is not None:
                     key = str(spec.idempotency_key(ctx.input))
+                else:
+                    key = _core.idempotency_key(ctx.run_id, kind, spec.name)
                 args = (ctx.input, ctx.prev, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
             return Call(spec.fn, args, spec.name, spec, spec.timeout_ms, kind, spec.is_async)
         if kind == COMPENSATION:
             spec = wf._step_list[index]
             assert spec.compensate is not None
             output = ctx.prev.get(spec.name)
+            key = _core.idempotency_key(ctx.run_id, kind, spec.name)
             full = (ctx.input, output, StepContext(ctx.run_id, spec.name, attempt, key, ctx.input))
             return Call(spec.compensate, full[: spec.compensate_arity], spec.name, spec, spec.timeout_ms, kind, spec.compensate_is_async)
         if kind == ON_FAILURE:
             handler = wf.failure_handler
             assert handler is not None
-            failed_step, (error_type, message, _), completed = work[8]
+            failed_step, (error_type, message, _), completed = work[6]
             error = RunError(message=message, error_type=error_type, failed_step=failed_step)
             fctx = FailureContext(ctx.run_id, ctx.input, failed_step, error, list(completed), ctx.prev, attempt)
             args = (fctx,) if handler.arity == 1 else (ctx.input, fctx)
@@ -256,7 +259,7 @@ class Runner:
         if task:
             ctx.prev._put(call.name, raw)
         try:
-            return self.core.step_ok(work[1], work[3], work[5], raw, inline)
+            return self.core.step_ok(work[1], work[2], work[4], raw, inline)
         except _core.StaleResult as stale:
             # The attempt was closed while it ran (the workflow's deadline passed, or
             # the run was cancelled): its result is discarded, never seen by later code.
@@ -292,7 +295,7 @@ class Runner:
         return True
 
     def failed(self, work: Work, ctx: RunContext, call: Optional[Call], exc: BaseException, inline: bool = False) -> Any:
-        name = call.name if call is not None else f"#{work[3]}"
+        name = call.name if call is not None else f"#{work[2]}"
         error_type = "StepTimeout" if isinstance(exc, StepTimeout) else type(exc).__name__
         message = describe(exc)
         retryable = self.retryable(call, exc, ctx.workflow) if call is not None else False
@@ -301,13 +304,13 @@ class Runner:
             KIND_NAMES.get(work[0], "step"),
             name,
             ctx.run_id,
-            work[5],
+            work[4],
             "retryable error" if retryable else "not retryable",
             error_type,
             message,
         )
         try:
-            return self.core.step_err(work[1], work[3], work[5], error_type, message, retryable, inline)
+            return self.core.step_err(work[1], work[2], work[4], error_type, message, retryable, inline)
         except _core.StaleResult as stale:
             log.info("%s %r of run %r: %s", KIND_NAMES.get(work[0], "step"), name, ctx.run_id, stale)
             return STALE

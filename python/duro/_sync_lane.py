@@ -69,7 +69,7 @@ class SyncWorkers:
 
     def _execute(self, work: Any, contexts: Dict[int, RunContext]) -> None:
         runner = self._runner
-        load = work[7]
+        load = work[5]
         if load is not None:
             ctx = runner.load(load)
             contexts[work[1]] = ctx

@@ -33,6 +33,9 @@ from .workflow import REGISTRY, Workflow, new_run_id
 
 log = logging.getLogger("duro")
 
+#: One start, checked and encoded: (run id, input bytes, delay in ms, id generated here).
+_Prepared = Tuple[str, bytes, Optional[int], bool]
+
 #: A definition unchanged this long (seconds) is taken as complete and its runs resume.
 SETTLE_SECONDS = 0.2
 
@@ -331,21 +334,24 @@ class Engine:
             raise InvalidArgument(f"expected a duro workflow, got {type(workflow).__name__}")
         return to_ms(delay, "delay")
 
-    def _prepare(self, workflow: Workflow, input: Any, run_id: Optional[str], delay_ms: Optional[int]) -> Tuple[str, bytes, Optional[int]]:
-        """Checks one start's run id and encodes its input: (run id, input bytes, delay in ms)."""
+    def _prepare(self, workflow: Workflow, input: Any, run_id: Optional[str], delay_ms: Optional[int]) -> _Prepared:
+        """Checks one start's run id and encodes its input: (run id, input bytes, delay in ms,
+        whether the id was generated here: fresh random bits no run holds, so the store need
+        not look it up)."""
+        generated = run_id is None
         if run_id is None:
             run_id = new_run_id()
         elif not isinstance(run_id, str):
             raise InvalidArgument(f"run_id must be a str, got {type(run_id).__name__}")
         raw = self._encode(input, f"input of workflow {workflow.name!r}")
-        return run_id, raw, delay_ms
+        return run_id, raw, delay_ms, generated
 
-    def _start_prepared(self, workflow: Workflow, prepared: Tuple[str, bytes, Optional[int]]) -> Tuple[RunHandle, Tuple[int, bool]]:
-        run_id, raw, delay_ms = prepared
+    def _start_prepared(self, workflow: Workflow, prepared: _Prepared) -> Tuple[RunHandle, Tuple[int, bool]]:
+        run_id, raw, delay_ms, generated = prepared
         self._activate(workflow)
         if workflow.is_async and self._loop_closed():
             raise self._loop_closed_error(f"runs of async workflow {workflow.name!r} cannot start")
-        run_key, _created, receipt = self._core.start(workflow.name, workflow.version, run_id, raw, delay_ms)
+        run_key, _created, receipt = self._core.start(workflow.name, workflow.version, run_id, raw, delay_ms, generated)
         return RunHandle(self, run_id, run_key), receipt
 
     def start(self, workflow: Workflow, input: Any = None, *, run_id: Optional[str] = None, delay: Optional[Duration] = None) -> RunHandle:

@@ -15,6 +15,7 @@ mod table;
 mod timers;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use duro_store::RunIdOrigin;
 pub use engine::{Engine, EngineConfig, ExecuteWork, FailureInfo, LoadData, Started, Wait, Work};
 pub use error::EngineError;
 pub use lanes::{Handle, LaneId};

@@ -116,7 +116,9 @@ fn outputs_list<'py>(
     PyList::new(py, items)
 }
 
-/// `(kind, handle, run_key, seq, step_index, attempt, idempotency_key, load, failure)`;
+/// `(kind, handle, seq, step_index, attempt, load, failure)`; built for every
+/// step, so it holds only what the caller reads (a step's idempotency key comes
+/// from `idempotency_key` when a step asks for it);
 /// `load` is `None` or `(generation, run_id, workflow, version, input, [(name, output)])`;
 /// `failure` is `None` or `(failed_step, (type, message, retryable), [completed step names])`.
 pub fn work<'py>(py: Python<'py>, work: Work) -> PyResult<Bound<'py, PyTuple>> {
@@ -162,11 +164,9 @@ pub fn work<'py>(py: Python<'py>, work: Work) -> PyResult<Bound<'py, PyTuple>> {
                 [
                     w.kind.code().into_pyobject(py)?.into_any(),
                     w.handle.into_pyobject(py)?.into_any(),
-                    w.run_key.into_pyobject(py)?.into_any(),
                     w.seq.into_pyobject(py)?.into_any(),
                     step_index.into_pyobject(py)?.into_any(),
                     w.attempt.into_pyobject(py)?.into_any(),
-                    w.idempotency_key.as_str().into_pyobject(py)?.into_any(),
                     load,
                     failure,
                 ],

@@ -12,11 +12,11 @@ mod errors;
 use std::sync::Arc;
 use std::time::Duration;
 
-use duro_core::journal::ErrorInfo;
+use duro_core::journal::{ErrorInfo, StepKind};
 use duro_core::limits::Limits;
 use duro_core::summary::RunStatus;
 use duro_core::time::{parse_duration as core_parse_duration, Millis};
-use duro_engine::{Engine, EngineConfig, LaneId, SystemClock, Wait};
+use duro_engine::{Engine, EngineConfig, LaneId, RunIdOrigin, SystemClock, Wait};
 use duro_store::{EmbeddedOptions, EmbeddedStore, MemoryStore, Receipt, RunFilter, Store};
 use duro_wal::{SyncMode, WalOptions};
 use pyo3::prelude::*;
@@ -45,6 +45,15 @@ fn parse_duration(text: &str, field: &str) -> PyResult<u64> {
         _ => "duration",
     };
     core_parse_duration(field, text).map_err(|e| core_to_py(e.into()))
+}
+
+/// The idempotency key of a step of kind `kind` (a `StepKind` code) named
+/// `name` in run `run_id`: stable across attempts and restarts.
+#[pyfunction]
+fn idempotency_key(run_id: &str, kind: u8, name: &str) -> PyResult<String> {
+    let kind = StepKind::from_code(kind)
+        .ok_or_else(|| InvalidArgument::new_err(format!("unknown step kind code {kind}")))?;
+    Ok(duro_core::replay::idempotency_key(run_id, kind, name))
 }
 
 /// The delay before the attempt after `failed_attempt`, for a policy and a
@@ -220,7 +229,9 @@ impl Core {
     /// Starts a run (or finds it): `(run_key, created, receipt)`. Does not wait for durability.
     /// Keeps the GIL: it never blocks (an index lookup and an in-memory append), and
     /// releasing it would hand it to a worker for a whole switch interval.
-    #[pyo3(signature = (workflow, version, run_id, input, delay_ms=None))]
+    /// `generated_id`: the run id is fresh random bits (`new_run_id`), never a
+    /// caller's, so it is not looked up in the index.
+    #[pyo3(signature = (workflow, version, run_id, input, delay_ms=None, generated_id=false))]
     fn start(
         &self,
         workflow: &str,
@@ -228,11 +239,17 @@ impl Core {
         run_id: &str,
         input: &Bound<'_, PyBytes>,
         delay_ms: Option<u64>,
+        generated_id: bool,
     ) -> PyResult<(u64, bool, (u64, bool))> {
         let input = input.as_bytes().to_vec();
+        let origin = if generated_id {
+            RunIdOrigin::Generated
+        } else {
+            RunIdOrigin::Caller
+        };
         let started = self
             .engine
-            .start(workflow, version, run_id, input, delay_ms)
+            .start_with(workflow, version, run_id, input, delay_ms, origin)
             .map_err(to_py)?;
         Ok((
             started.run_key,
@@ -575,6 +592,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(parse_duration, module)?)?;
     module.add_function(wrap_pyfunction!(validate_retry, module)?)?;
     module.add_function(wrap_pyfunction!(retry_delay_ms, module)?)?;
+    module.add_function(wrap_pyfunction!(idempotency_key, module)?)?;
     module.add("WORK_RELEASE", convert::WORK_RELEASE)?;
     module.add(
         "EVENT_FORMAT_VERSION",

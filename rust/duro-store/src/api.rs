@@ -53,6 +53,18 @@ impl StartOutcome {
     }
 }
 
+/// Where a run id came from, which decides whether a start must look it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunIdOrigin {
+    /// Chosen by the caller: a start with an id that a run holds finds that run.
+    #[default]
+    Caller,
+    /// 128 random bits drawn for this one start. No run can hold it, so a store
+    /// may skip looking it up (for the embedded store, a read of its index,
+    /// which is most of the cost of a start).
+    Generated,
+}
+
 /// Which runs to list. Newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
@@ -120,6 +132,19 @@ pub trait Store: Send + Sync {
         started: &Event,
         token: Option<Token>,
     ) -> Result<(StartOutcome, Receipt), StoreError>;
+
+    /// [`start_run`](Store::start_run) for a run id of the given origin. The
+    /// caller promises that no run holds a [`RunIdOrigin::Generated`] id (it is
+    /// fresh random bits, started once), so a store may skip looking it up.
+    fn start_run_with(
+        &self,
+        started: &Event,
+        token: Option<Token>,
+        origin: RunIdOrigin,
+    ) -> Result<(StartOutcome, Receipt), StoreError> {
+        let _ = origin;
+        self.start_run(started, token)
+    }
 
     /// Appends `events` to run `run_key`, whose next position must be `expected_position`.
     fn append(

@@ -17,7 +17,9 @@ mod error;
 pub mod memory;
 mod record;
 
-pub use api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token, DEFAULT_MAX_APPEND_BYTES};
+pub use api::{
+    AckSink, Receipt, RunFilter, RunIdOrigin, StartOutcome, Store, Token, DEFAULT_MAX_APPEND_BYTES,
+};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, IndexCommitSite, IndexFault, IndexFaults};
 pub use error::StoreError;
 pub use memory::MemoryStore;

@@ -7,7 +7,7 @@
 use duro_core::error::CoreError;
 use duro_core::journal::{Event, StepKind};
 use duro_core::linear::{self, Action};
-use duro_core::replay::{idempotency_key, RunState};
+use duro_core::replay::RunState;
 
 use super::{ExecuteWork, FailureInfo, Inner, LoadData};
 use crate::error::EngineError;
@@ -113,12 +113,6 @@ pub(super) fn hand_out(run: &mut ActiveRun, handle: Handle, exec: linear::Execut
     let load = (!run.caller_loaded).then(|| load_data(&run.state, run.wf.generation));
     run.caller_loaded = true;
     let failure = (exec.kind == StepKind::OnFailure).then(|| failure_info(&run.state));
-    let name = match exec.kind {
-        StepKind::OnFailure => linear::ON_FAILURE_NAME,
-        _ => exec
-            .step_index
-            .map_or("", |i| run.wf.def.steps[i].name.as_str()),
-    };
     ExecuteWork {
         handle,
         run_key: run.state.run_key,
@@ -126,7 +120,6 @@ pub(super) fn hand_out(run: &mut ActiveRun, handle: Handle, exec: linear::Execut
         seq: exec.seq,
         step_index: exec.step_index,
         attempt: exec.attempt,
-        idempotency_key: idempotency_key(&run.state.run_id, exec.kind, name),
         load,
         failure,
     }

@@ -36,7 +36,7 @@ use duro_core::replay::RunState;
 use duro_core::summary::{RunStatus, RunSummary};
 use duro_core::time::Millis;
 use duro_core::workflow::WorkflowDef;
-use duro_store::{Receipt, StartOutcome, Store, StoreError};
+use duro_store::{Receipt, RunIdOrigin, StartOutcome, Store, StoreError};
 
 use crate::clock::Clock;
 use crate::error::EngineError;
@@ -87,7 +87,6 @@ pub struct ExecuteWork {
     pub seq: Seq,
     pub step_index: Option<usize>,
     pub attempt: u32,
-    pub idempotency_key: String,
     /// Present when the caller holds no context for this run yet.
     pub load: Option<LoadData>,
     /// Present for the on-failure handler.
@@ -336,6 +335,28 @@ impl Engine {
         input: Vec<u8>,
         delay_ms: Option<Millis>,
     ) -> Result<Started, EngineError> {
+        self.start_with(
+            workflow,
+            version,
+            run_id,
+            input,
+            delay_ms,
+            RunIdOrigin::Caller,
+        )
+    }
+
+    /// [`start`](Engine::start) with a run id of the given origin: a
+    /// [`RunIdOrigin::Generated`] id (fresh random bits, never a caller's) is not
+    /// looked up in the store.
+    pub fn start_with(
+        &self,
+        workflow: &str,
+        version: &str,
+        run_id: &str,
+        input: Vec<u8>,
+        delay_ms: Option<Millis>,
+        origin: RunIdOrigin,
+    ) -> Result<Started, EngineError> {
         self.check_open()?;
         let limits = &self.inner.config.limits;
         limits.check_run_id(run_id)?;
@@ -371,7 +392,10 @@ impl Engine {
             deadline_timer: false,
         });
         self.inner.acks_pending.fetch_add(1, Ordering::AcqRel);
-        let outcome = self.inner.store.start_run(&started, Some(handle));
+        let outcome = self
+            .inner
+            .store
+            .start_run_with(&started, Some(handle), origin);
         if !matches!(
             outcome,
             Ok((StartOutcome::Created { .. }, Receipt { durable: false, .. }))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use duro_core::journal::{Event, RunKey};
 
 use super::fixtures::{start, started, step};
-use crate::api::{RunFilter, StartOutcome, Store, DEFAULT_MAX_APPEND_BYTES};
+use crate::api::{RunFilter, RunIdOrigin, StartOutcome, Store, DEFAULT_MAX_APPEND_BYTES};
 use crate::error::StoreError;
 use crate::record::append_size;
 
@@ -24,6 +24,35 @@ pub fn start_is_idempotent(store: &dyn Store) {
         1,
         "the first start wins"
     );
+}
+
+/// Starts with generated ids (which a store need not look up) make runs like
+/// any start, each its own; a caller's start of such an id finds its run, and
+/// caller ids still find their runs after generated starts.
+pub fn generated_ids_start_runs(store: &dyn Store) {
+    let caller = start(store, "by-caller", "wf", 1);
+    let mut keys = HashSet::from([caller]);
+    for i in 0..8 {
+        let id = format!("{i:032x}");
+        let (outcome, receipt) = store
+            .start_run_with(&started(&id, "wf", 2), None, RunIdOrigin::Generated)
+            .unwrap();
+        let StartOutcome::Created { run_key } = outcome else {
+            panic!("a generated id found a run: {outcome:?}");
+        };
+        assert!(keys.insert(run_key), "run key {run_key} given twice");
+        store.wait_durable(receipt).unwrap();
+        let (again, _) = store
+            .start_run_with(&started(&id, "wf", 3), None, RunIdOrigin::Caller)
+            .unwrap();
+        assert_eq!(again, StartOutcome::Existing { run_key });
+        assert_eq!(store.events(run_key).unwrap().len(), 1);
+        assert_eq!(store.summary(&id).unwrap().unwrap().run_key, run_key);
+    }
+    let (again, _) = store
+        .start_run_with(&started("by-caller", "wf", 4), None, RunIdOrigin::Caller)
+        .unwrap();
+    assert_eq!(again, StartOutcome::Existing { run_key: caller });
 }
 
 /// 64 threads start one id at once: exactly one run.

@@ -28,7 +28,7 @@ use crate::api::Store;
 
 pub use appends::{
     appends_are_positioned, appends_over_the_limit_are_refused, concurrent_starts_make_one_run,
-    ended_runs_refuse_appends, payloads_round_trip, start_is_idempotent,
+    ended_runs_refuse_appends, generated_ids_start_runs, payloads_round_trip, start_is_idempotent,
 };
 pub use claims::{
     claim_due_respects_now_and_limit, leased_runs_are_not_handed_out_twice,
@@ -115,6 +115,7 @@ impl std::fmt::Display for Report {
 /// Every check [`run_all`] knows; each one either runs or is reported not applicable.
 pub const CHECKS: &[&str] = &[
     "start_is_idempotent",
+    "generated_ids_start_runs",
     "concurrent_starts_make_one_run",
     "appends_are_positioned",
     "summaries_follow_events",
@@ -144,6 +145,10 @@ pub fn run_all(factory: &dyn StoreFactory) -> Report {
     let open = |name: &str| factory.open(name);
     report.run("start_is_idempotent", || {
         start_is_idempotent(&*open("start_is_idempotent"));
+        None
+    });
+    report.run("generated_ids_start_runs", || {
+        generated_ids_start_runs(&*open("generated_ids_start_runs"));
         None
     });
     report.run("concurrent_starts_make_one_run", || {

@@ -39,7 +39,7 @@ use duro_core::time::Millis;
 use duro_wal::fs::{Fs, RealFs};
 use duro_wal::{Record, Wal, WalOptions, WalStats};
 
-use crate::api::{AckSink, Receipt, RunFilter, StartOutcome, Store, Token};
+use crate::api::{AckSink, Receipt, RunFilter, RunIdOrigin, StartOutcome, Store, Token};
 use crate::error::StoreError;
 use crate::record::{self, RUN_EVENTS};
 use duro_wal::WalError;
@@ -223,6 +223,15 @@ impl Store for EmbeddedStore {
         started: &Event,
         token: Option<Token>,
     ) -> Result<(StartOutcome, Receipt), StoreError> {
+        self.start_run_with(started, token, RunIdOrigin::Caller)
+    }
+
+    fn start_run_with(
+        &self,
+        started: &Event,
+        token: Option<Token>,
+        origin: RunIdOrigin,
+    ) -> Result<(StartOutcome, Receipt), StoreError> {
         let Event::RunStarted { run_id, .. } = started else {
             return Err(StoreError::BadRecord {
                 lsn: 0,
@@ -234,8 +243,11 @@ impl Store for EmbeddedStore {
             return Err(StoreError::Closed);
         }
         self.check_index()?;
+        // Runs not yet in the index are in `pending_ids`; a generated id skips the
+        // index (its read competes with the indexer and is most of a start's cost).
         let existing = match registry.pending_ids.get(run_id) {
             Some(&key) => Some(key),
+            None if origin == RunIdOrigin::Generated => None,
             None => lock(&self.reader).run_key_of(run_id)?,
         };
         if let Some(run_key) = existing {
