@@ -55,3 +55,107 @@ def test_a_custom_codec_is_used(tmp_path: Path, name: str) -> None:
     with duro.Engine(str(tmp_path / "c"), codec=Upper()) as engine:
         result = duro.workflow(name).step("echo", lambda i: i).run("hi", engine=engine).result(timeout=30)
     assert result.value == {"echo": "HI"}
+
+
+# -- the json codec: orjson where it encodes exactly, the standard library for the rest -------------
+
+import enum  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import uuid  # noqa: E402
+from collections import OrderedDict  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from duro.codec import JsonCodec, _recorded_as  # noqa: E402
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+def _reference(value: Any) -> Any:
+    """What the standard library alone makes of a value: ("ok", value read back) or ("refused", kind)."""
+    try:
+        raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_recorded_as).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        return ("refused", TypeError if isinstance(exc, TypeError) else ValueError)
+    return ("ok", json.loads(raw.decode("utf-8")))
+
+
+def _codec(codec: JsonCodec, value: Any) -> Any:
+    try:
+        raw = codec.encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return ("refused", TypeError if isinstance(exc, TypeError) else ValueError)
+    return ("ok", codec.decode(raw))
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # also lone surrogates, which UTF-8 cannot hold
+    | st.uuids()
+    | st.sampled_from([Colour.RED, Level.HIGH, datetime.date(2026, 1, 1), b"bytes", frozenset({1})])
+)
+_keys = st.text(max_size=8) | st.integers(min_value=-5, max_value=5) | st.booleans() | st.none() | st.floats(allow_nan=False)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(_keys, inner, max_size=4)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3).map(OrderedDict),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_values)
+def test_the_json_codec_encodes_and_refuses_what_the_standard_library_does(value: Any) -> None:
+    fast, plain = JsonCodec(), JsonCodec()
+    plain._fast = None  # the path taken without orjson
+    plain._fast_loads = None
+    expected = _reference(value)
+    assert _codec(fast, value) == expected
+    assert _codec(plain, value) == expected
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.binary(max_size=40)
+    | _values.map(lambda v: json.dumps(v, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    | _values.map(lambda v: json.dumps(v, default=str, indent=1).encode("ascii"))
+)
+def test_the_json_codec_reads_bytes_as_the_standard_library_does(data: bytes) -> None:
+    try:
+        expected: Any = ("ok", json.loads(data.decode("utf-8"))) if data else ("ok", None)
+    except (ValueError, RecursionError):
+        expected = ("corrupt",)
+    try:
+        got: Any = ("ok", JsonCodec().decode(data))
+    except duro.CorruptionError:
+        got = ("corrupt",)
+    if expected[0] == "ok" and isinstance(expected[1], float) and math.isnan(expected[1]):
+        assert got[0] == "ok" and math.isnan(got[1])
+    else:
+        assert got == expected
+
+
+def test_integers_beyond_64_bits_and_none_values_come_back_exactly() -> None:
+    codec = JsonCodec()
+    value = {"big": 2**64, "huge": -(10**40), "digits": "12345678901234567890123", "none": None, "f": 1e16}
+    assert codec.decode(codec.encode(value)) == value
+    assert codec.decode(b"123456789012345678901234567890") == 123456789012345678901234567890
+    assert codec.encode({"id": uuid.UUID(int=1), "c": Colour.RED, "l": Level.HIGH}) == (
+        b'{"id":"00000000-0000-0000-0000-000000000001","c":"red","l":3}'
+    )
+    with pytest.raises(ValueError):
+        codec.encode({"x": [1.0, float("nan")]})
