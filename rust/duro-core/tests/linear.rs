@@ -5,7 +5,7 @@ mod sim;
 use duro_core::error::CoreError;
 use duro_core::journal::{error_types, Event, StepKind};
 use duro_core::linear::{self, Action, WaitReason};
-use duro_core::replay::{Outcome, RunState};
+use duro_core::replay::{Outcome, RunState, StepStatus};
 use duro_core::workflow::StepDef;
 use proptest::prelude::*;
 use sim::*;
@@ -606,6 +606,10 @@ proptest! {
             }
         }
         let replayed = RunState::replay(1, &journal).unwrap();
+        for state in [&replayed, &crashed.state] {
+            let scanned = state.steps().iter().position(|s| s.status != StepStatus::Completed);
+            prop_assert_eq!(state.first_open_step(), scanned.unwrap_or(state.steps().len()));
+        }
         prop_assert_eq!(&RunState::replay_owned(1, journal.clone()).unwrap(), &replayed);
         prop_assert_eq!(replayed.outcome(), crashed.state.outcome());
         prop_assert_eq!(replayed.event_count(), crashed.state.event_count());

@@ -13,14 +13,6 @@ use super::compensate::turn_back;
 use super::steps::{drive_function_step, give_up, min_opt};
 use super::{Action, WaitReason};
 
-fn first_open_forward(state: &RunState) -> usize {
-    state
-        .steps()
-        .iter()
-        .position(|s| s.status != StepStatus::Completed)
-        .unwrap_or(state.steps().len())
-}
-
 /// The forward phase: the definition's steps in order, from the first one not
 /// completed. `Ok(None)` means "state changed, decide again".
 pub(super) fn forward_phase(
@@ -38,7 +30,7 @@ pub(super) fn forward_phase(
             }));
         }
     }
-    let current = first_open_forward(state);
+    let current = state.first_open_step();
     if current >= def.steps.len() {
         // Every step completed, the last one possibly just after the
         // deadline (its result was accepted before the timeout was recorded).

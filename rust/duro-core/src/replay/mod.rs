@@ -117,6 +117,10 @@ pub struct RunState {
     pub created_at_ms: Millis,
     event_count: u32,
     steps: Vec<StepState>,
+    /// How many steps from the first are completed: the first open step, kept as
+    /// steps complete (a completion is final) so deciding a step is O(1), not a
+    /// scan of every step before it (quadratic over a long run and its replay).
+    completed_prefix: usize,
     inbox: Vec<Received>,
     paused: bool,
     cancel: Option<bool>,
@@ -207,6 +211,7 @@ impl RunState {
                 created_at_ms: *at_ms,
                 event_count: 1,
                 steps: Vec::new(),
+                completed_prefix: 0,
                 inbox: Vec::new(),
                 paused: false,
                 cancel: None,
@@ -253,6 +258,10 @@ impl RunState {
     }
     pub fn steps(&self) -> &[StepState] {
         &self.steps
+    }
+    /// The index of the first step not completed (`steps().len()` if every step is).
+    pub fn first_open_step(&self) -> usize {
+        self.completed_prefix
     }
     pub fn step(&self, seq: Seq) -> Option<&StepState> {
         self.steps.get(seq as usize)
@@ -415,7 +424,16 @@ impl RunState {
                 step.status = StepStatus::Completed;
                 step.output = Some(Arc::new(output.clone()));
                 step.ended_at_ms = Some(*at_ms);
-                if step.kind == StepKind::WaitEvent {
+                let wait_event = step.kind == StepKind::WaitEvent;
+                while self
+                    .steps
+                    .get(self.completed_prefix)
+                    .is_some_and(|s| s.status == StepStatus::Completed)
+                {
+                    self.completed_prefix += 1;
+                }
+                let step = &self.steps[*seq as usize];
+                if wait_event {
                     let name = step.name.clone();
                     let received = self
                         .inbox
