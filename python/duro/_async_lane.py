@@ -182,8 +182,13 @@ class AsyncDriver:
             return None
         round_ = self._rounds.get(key)
         if round_ is None:
-            round_ = self._rounds[key] = self.loop.create_future()
-            self._core.watch_durable(key)
+            round_ = self._new_round(key)
+        return round_
+
+    def _new_round(self, key: int) -> "asyncio.Future[None]":
+        """The future of sync round ``key`` (a ``Core.sync_round`` key), watched from now on."""
+        round_ = self._rounds[key] = self.loop.create_future()
+        self._core.watch_durable(key)
         return round_
 
     async def until_durable(self, position: int) -> None:
@@ -259,10 +264,17 @@ class AsyncDriver:
                     # the run's context in self._contexts. Waiting here for it would cost
                     # a future and a wake-up for every run that simply ended.
                     return
-                work, position = nxt
+                work, position, key = nxt
                 if position > self._durable_seen:
-                    if self._rounds:
+                    if key == 0:
+                        # Durable already (the engine looked when it handed the work back).
+                        self._durable_seen = position
+                    elif self._rounds:
                         # Other runs wait for a sync: join their round (no spin, no coroutine).
+                        round_ = self._rounds.get(key)
+                        if round_ is None:
+                            round_ = self._new_round(key)
+                        await round_
                         while position > self._durable_seen:
                             round_ = self._round(position)
                             if round_ is None:

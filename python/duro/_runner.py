@@ -251,7 +251,7 @@ class Runner:
 
     def commit(self, work: Work, ctx: RunContext, call: Call, raw: bytes, inline: bool = False) -> Any:
         """Reports success. The engine continues the run once the checkpoint is
-        durable; with ``inline`` it may instead return ``(next work, position)``
+        durable; with ``inline`` it may instead return ``(next work, position, round)``
         for the caller to run once ``position`` is durable."""
         # The output goes into the run's context before the engine hears of it: once
         # it has, another worker may run the next step, which must find it in ``prev``.

@@ -127,6 +127,27 @@ fn receipt_tuple(r: Receipt) -> (u64, bool) {
     (r.position, r.durable)
 }
 
+/// What `step_ok`/`step_err` hand back inline (see `Core::inline_next`).
+type InlineNext<'py> = (Bound<'py, PyTuple>, u64, u64);
+
+impl Core {
+    /// `(work, position, round)`: the run's next work, the position that must be
+    /// durable before it runs, and the sync round to wait for (`sync_round`, 0 if
+    /// durable already), so the caller needs no second call per step.
+    fn inline_next<'py>(
+        &self,
+        py: Python<'py>,
+        (work, position): (duro_engine::ExecuteWork, u64),
+    ) -> PyResult<InlineNext<'py>> {
+        let round = self.engine.sync_round(position);
+        Ok((
+            convert::work(py, duro_engine::Work::Execute(work))?,
+            position,
+            round,
+        ))
+    }
+}
+
 #[pymethods]
 impl Core {
     /// Opens a store (`path` a directory, or `None` for memory) and an engine over it,
@@ -326,18 +347,12 @@ impl Core {
         attempt: u32,
         output: &Bound<'_, PyBytes>,
         inline: bool,
-    ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
+    ) -> PyResult<Option<InlineNext<'py>>> {
         let next = self
             .engine
             .step_succeeded_inline(handle, seq, attempt, output.as_bytes().to_vec(), inline)
             .map_err(to_py)?;
-        next.map(|(work, position)| {
-            Ok((
-                convert::work(py, duro_engine::Work::Execute(work))?,
-                position,
-            ))
-        })
-        .transpose()
+        next.map(|next| self.inline_next(py, next)).transpose()
     }
 
     /// Reports a step's failure; `inline` as in `step_ok`.
@@ -353,7 +368,7 @@ impl Core {
         message: String,
         retryable: bool,
         inline: bool,
-    ) -> PyResult<Option<(Bound<'py, PyTuple>, u64)>> {
+    ) -> PyResult<Option<InlineNext<'py>>> {
         let error = ErrorInfo {
             error_type,
             message,
@@ -363,13 +378,7 @@ impl Core {
             .engine
             .step_failed_inline(handle, seq, attempt, error, inline)
             .map_err(to_py)?;
-        next.map(|(work, position)| {
-            Ok((
-                convert::work(py, duro_engine::Work::Execute(work))?,
-                position,
-            ))
-        })
-        .transpose()
+        next.map(|next| self.inline_next(py, next)).transpose()
     }
 
     /// Every receipt position at or below this is durable.
