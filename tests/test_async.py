@@ -63,6 +63,24 @@ async def test_many_concurrent_async_runs(tmp_path: Path, name: str) -> None:
     assert [r.value for r in results] == [{"a": i * 2, "b": i * 2 + 1} for i in range(200)]
 
 
+async def test_the_tasks_driving_runs_are_let_go_when_the_runs_end(tmp_path: Path, name: str) -> None:
+    async def step(i: int) -> int:
+        await asyncio.sleep(0)
+        return i
+
+    async def fails(i: int) -> int:
+        raise duro.NonRetryableError("no")
+
+    async with duro.Engine(str(tmp_path / "s")) as engine:
+        flows = [duro.workflow(name).step("a", step).step("b", step), duro.workflow(name + "-f").step("a", fails)]
+        handles = await asyncio.gather(*(flows[i % 2].run_async(i, engine=engine) for i in range(100)))
+        results = await asyncio.gather(*(h.result_async(timeout=60) for h in handles))
+        driver = engine._async
+        assert driver is not None
+        assert driver._tasks == set(), "a finished run's task is still held"
+    assert [r.ok for r in results] == [i % 2 == 0 for i in range(100)]
+
+
 async def test_async_retries_and_timeouts(tmp_path: Path, name: str) -> None:
     attempts: List[int] = []
 

@@ -169,9 +169,8 @@ class AsyncDriver:
         if work[0] == RELEASE:
             self._contexts.pop(handle, None)
             return
-        task = self.loop.create_task(self._drive(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Held here (the loop keeps only weak references to tasks) until _drive ends.
+        self._tasks.add(self.loop.create_task(self._drive(work)))
 
     def _round(self, position: int) -> "Optional[asyncio.Future[None]]":
         """The future of the sync round that makes ``position`` durable; None if it is already."""
@@ -212,78 +211,82 @@ class AsyncDriver:
         each step's result comes back with the next step, which runs as soon
         as the result is durable (one shared wait per fsync, no queue trip)."""
         runner = self._runner
-        while True:
-            handle = work[1]
-            if work[0] == RELEASE:
-                self._contexts.pop(handle, None)
-                return
-            load = work[5]
-            if load is not None:
-                ctx = runner.load(load)
-                self._contexts[handle] = ctx
-            else:
-                ctx = self._contexts[handle]
-            call = None
-            try:
-                spec = ctx.workflow._step_list[work[3]] if work[0] == TASK else None
-                if spec is not None and spec.is_async and spec.timeout_ms is None and spec.arity < 3:
-                    # The common case, kept lean: a coroutine step without a timeout.
-                    try:
-                        if spec.arity == 1:
-                            value = await spec.fn(ctx.input)
+        try:
+            while True:
+                handle = work[1]
+                if work[0] == RELEASE:
+                    self._contexts.pop(handle, None)
+                    return
+                load = work[5]
+                if load is not None:
+                    ctx = runner.load(load)
+                    self._contexts[handle] = ctx
+                else:
+                    ctx = self._contexts[handle]
+                call = None
+                try:
+                    spec = ctx.workflow._step_list[work[3]] if work[0] == TASK else None
+                    if spec is not None and spec.is_async and spec.timeout_ms is None and spec.arity < 3:
+                        # The common case, kept lean: a coroutine step without a timeout.
+                        try:
+                            if spec.arity == 1:
+                                value = await spec.fn(ctx.input)
+                            else:
+                                value = await spec.fn(ctx.input, ctx.prev)
+                            raw = runner.encode_output(spec.name, TASK, value)
+                        except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
+                            nxt = runner.failed(work, ctx, runner.resolve(work, ctx), exc, True)
                         else:
-                            value = await spec.fn(ctx.input, ctx.prev)
-                        raw = runner.encode_output(spec.name, TASK, value)
-                    except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
-                        nxt = runner.failed(work, ctx, runner.resolve(work, ctx), exc, True)
+                            try:
+                                nxt = self._core.step_ok(handle, work[2], work[4], raw, True)
+                            except _core.StaleResult as stale:
+                                log.info("step %r of run %r: %s", spec.name, ctx.run_id, stale)
+                                return  # the run went on without this attempt
+                            ctx.prev._put(spec.name, raw)
                     else:
                         try:
-                            nxt = self._core.step_ok(handle, work[2], work[4], raw, True)
-                        except _core.StaleResult as stale:
-                            log.info("step %r of run %r: %s", spec.name, ctx.run_id, stale)
-                            return  # the run went on without this attempt
-                        ctx.prev._put(spec.name, raw)
-                else:
-                    try:
-                        call = runner.resolve(work, ctx)
-                        value = await runner.call_async(call)
-                        raw = runner.encode(call, value)
-                    except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
-                        nxt = runner.failed(work, ctx, call, exc, True)
-                    else:
-                        nxt = runner.commit(work, ctx, call, raw, True)
-            except (StoreFailed, EngineClosed):
-                log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
-                return
-            if nxt is STALE:
-                return  # the attempt was closed while it ran; the run went on without it
-            try:
-                if nxt is None:
-                    # Dormant, ended, or continued later through the lane: its next work
-                    # (or its release) comes through the lane to a new task, which finds
-                    # the run's context in self._contexts. Waiting here for it would cost
-                    # a future and a wake-up for every run that simply ended.
+                            call = runner.resolve(work, ctx)
+                            value = await runner.call_async(call)
+                            raw = runner.encode(call, value)
+                        except Exception as exc:  # noqa: BLE001 - a step's failure is data: record it
+                            nxt = runner.failed(work, ctx, call, exc, True)
+                        else:
+                            nxt = runner.commit(work, ctx, call, raw, True)
+                except (StoreFailed, EngineClosed):
+                    log.exception("duro: the engine stopped; run %r resumes when the store is reopened", ctx.run_id)
                     return
-                work, position, key = nxt
-                if position > self._durable_seen:
-                    if key == 0:
-                        # Durable already (the engine looked when it handed the work back).
-                        self._durable_seen = position
-                    elif self._rounds:
-                        # Other runs wait for a sync: join their round (no spin, no coroutine).
-                        round_ = self._rounds.get(key)
-                        if round_ is None:
-                            round_ = self._new_round(key)
-                        await round_
-                        while position > self._durable_seen:
-                            round_ = self._round(position)
+                if nxt is STALE:
+                    return  # the attempt was closed while it ran; the run went on without it
+                try:
+                    if nxt is None:
+                        # Dormant, ended, or continued later through the lane: its next work
+                        # (or its release) comes through the lane to a new task, which finds
+                        # the run's context in self._contexts. Waiting here for it would cost
+                        # a future and a wake-up for every run that simply ended.
+                        return
+                    work, position, key = nxt
+                    if position > self._durable_seen:
+                        if key == 0:
+                            # Durable already (the engine looked when it handed the work back).
+                            self._durable_seen = position
+                        elif self._rounds:
+                            # Other runs wait for a sync: join their round (no spin, no coroutine).
+                            round_ = self._rounds.get(key)
                             if round_ is None:
-                                break
+                                round_ = self._new_round(key)
                             await round_
-                    else:
-                        await self.until_durable(position)
-            except DuroError:
-                return  # the store failed (already logged); the run resumes on reopen
+                            while position > self._durable_seen:
+                                round_ = self._round(position)
+                                if round_ is None:
+                                    break
+                                await round_
+                        else:
+                            await self.until_durable(position)
+                except DuroError:
+                    return  # the store failed (already logged); the run resumes on reopen
+        finally:
+            # Not a done callback: that would cost a bound method and a context copy per run.
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     def stop(self) -> None:
         if self._stopped:
@@ -298,6 +301,7 @@ class AsyncDriver:
                 pass
             for task in list(self._tasks):
                 task.cancel()
+            self._tasks.clear()  # a task cancelled before it started never reaches its finally
             with self._lock:
                 waiters = [w for ws in self._finished.values() for w in ws] + [w for ws in self._durable.values() for w in ws]
                 self._finished.clear()
