@@ -286,7 +286,7 @@ class AsyncDriver:
                     return  # the store failed (already logged); the run resumes on reopen
         finally:
             # Not a done callback: that would cost a bound method and a context copy per run.
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._tasks.discard(asyncio.current_task())
 
     def stop(self) -> None:
         if self._stopped:
