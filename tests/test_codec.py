@@ -159,3 +159,21 @@ def test_integers_beyond_64_bits_and_none_values_come_back_exactly() -> None:
     )
     with pytest.raises(ValueError):
         codec.encode({"x": [1.0, float("nan")]})
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_encoded_values_hold_no_spare_capacity() -> None:
+    """A run keeps its input and outputs in memory as encoded bytes: 20,000 small values
+    must cost about their size, not the 4 KiB orjson's own bytes keep each."""
+    codec = JsonCodec()
+    before = _rss_kib()
+    kept = [codec.encode({"order": i, "note": "x" * 40}) for i in range(20_000)]
+    grown_per_value = (_rss_kib() - before) * 1024 / len(kept)
+    assert grown_per_value < 1024, f"{grown_per_value:.0f} bytes of memory per 60-byte value"

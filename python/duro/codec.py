@@ -81,7 +81,10 @@ class JsonCodec:
                 pass
             else:
                 if b"null" not in raw:
-                    return raw
+                    # A copy of exactly its length: orjson's bytes keep about 4 KiB of
+                    # spare capacity each, and a run keeps its outputs while it is in
+                    # memory (10,000 sleeping runs held 3.6 KiB more each for their inputs).
+                    return b"%b" % raw
         return self._standard_encode(value)
 
     def _standard_encode(self, value: Any) -> bytes:
