@@ -8,69 +8,22 @@
 mod convert;
 mod defs;
 mod errors;
+mod functions;
+mod open;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use duro_core::journal::{ErrorInfo, StepKind};
+use duro_core::journal::ErrorInfo;
 use duro_core::limits::Limits;
 use duro_core::summary::RunStatus;
-use duro_core::time::{parse_duration as core_parse_duration, Millis};
-use duro_engine::{Engine, EngineConfig, LaneId, RunIdOrigin, SystemClock, Wait};
-use duro_store::{EmbeddedOptions, EmbeddedStore, MemoryStore, Receipt, RunFilter, Store};
-use duro_wal::{SyncMode, WalOptions};
+use duro_core::time::Millis;
+use duro_engine::{Engine, EngineConfig, LaneId, RunIdOrigin, Wait};
+use duro_store::{Receipt, RunFilter};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use defs::{retry_policy, RetryTuple, StepTuple};
-use errors::{core_to_py, store_to_py, to_py, InvalidArgument, StoreFailed};
-
-/// Validates a retry policy; returns the effective max delay in ms.
-#[pyfunction]
-fn validate_retry(policy: RetryTuple) -> PyResult<u64> {
-    Ok(retry_policy(policy)?.max_delay_ms())
-}
-
-/// Parses "500ms", "30s", "1h30m", "2d" into milliseconds; errors name `field`.
-#[pyfunction]
-#[pyo3(signature = (text, field = "duration"))]
-fn parse_duration(text: &str, field: &str) -> PyResult<u64> {
-    // The core wants a static field name; the known fields cover every caller.
-    let field: &'static str = match field {
-        "timeout" => "timeout",
-        "delay" => "delay",
-        "initial_delay" => "initial_delay",
-        "max_delay" => "max_delay",
-        "sleep" => "sleep",
-        _ => "duration",
-    };
-    core_parse_duration(field, text).map_err(|e| core_to_py(e.into()))
-}
-
-/// The idempotency key of a step of kind `kind` (a `StepKind` code) named
-/// `name` in run `run_id`: stable across attempts and restarts.
-#[pyfunction]
-fn idempotency_key(run_id: &str, kind: u8, name: &str) -> PyResult<String> {
-    let kind = StepKind::from_code(kind)
-        .ok_or_else(|| InvalidArgument::new_err(format!("unknown step kind code {kind}")))?;
-    Ok(duro_core::replay::idempotency_key(run_id, kind, name))
-}
-
-/// The delay before the attempt after `failed_attempt`, for a policy and a
-/// run/step (deterministic jitter): lets Python show and test the schedule.
-#[pyfunction]
-fn retry_delay_ms(
-    policy: RetryTuple,
-    failed_attempt: u32,
-    run_id: &str,
-    seq: u32,
-) -> PyResult<u64> {
-    let policy = retry_policy(policy)?;
-    Ok(policy.delay_ms(
-        failed_attempt,
-        duro_core::retry::jitter_seed(run_id, seq, failed_attempt),
-    ))
-}
+use defs::{RetryTuple, StepTuple};
+use errors::{to_py, InvalidArgument, StoreFailed};
 
 /// One engine over one store.
 #[pyclass(frozen, module = "duro._core")]
@@ -78,49 +31,6 @@ struct Core {
     engine: Engine,
     description: String,
     registered_at_open: Vec<u64>,
-}
-
-/// Opens the store at `path` (or a memory store) and an engine over it; runs
-/// without the GIL (see `Core::new`).
-fn open_engine(
-    path: Option<String>,
-    config: EngineConfig,
-    segment_size: Option<u64>,
-    fsync: bool,
-) -> PyResult<(Engine, String)> {
-    // An append holds a payload plus framing; keep room for the largest payload,
-    // the same in both stores.
-    let max_append = WalOptions::default()
-        .max_record_size
-        .max((config.limits.max_payload_bytes as u32).saturating_mul(2));
-    let store: Arc<dyn Store> = match &path {
-        None => Arc::new(MemoryStore::with_max_append_bytes(u64::from(max_append))),
-        Some(dir) => {
-            let mut wal = WalOptions::default();
-            // Segments big enough for the largest record.
-            wal.max_record_size = max_append;
-            wal.segment_size = wal.segment_size.max(2 * wal.max_record_size as u64);
-            if let Some(size) = segment_size {
-                wal.segment_size = size;
-            }
-            if !fsync {
-                wal.sync = SyncMode::None;
-            }
-            Arc::new(
-                EmbeddedStore::open(
-                    dir,
-                    EmbeddedOptions {
-                        wal,
-                        ..EmbeddedOptions::default()
-                    },
-                )
-                .map_err(store_to_py)?,
-            )
-        }
-    };
-    let description = store.describe();
-    let engine = Engine::open(store, config, Arc::new(SystemClock)).map_err(to_py)?;
-    Ok((engine, description))
 }
 
 fn receipt_tuple(r: Receipt) -> (u64, bool) {
@@ -186,7 +96,7 @@ impl Core {
         }
         let opening = std::thread::Builder::new()
             .name("duro-open".into())
-            .spawn(move || open_engine(path, config, segment_size, fsync))
+            .spawn(move || open::open_engine(path, config, segment_size, fsync))
             .map_err(|e| {
                 StoreFailed::new_err(format!("cannot start a thread to open the store: {e}"))
             })?;
@@ -598,10 +508,10 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<Core>()?;
     module.add_class::<convert::RecordedOutputs>()?;
-    module.add_function(wrap_pyfunction!(parse_duration, module)?)?;
-    module.add_function(wrap_pyfunction!(validate_retry, module)?)?;
-    module.add_function(wrap_pyfunction!(retry_delay_ms, module)?)?;
-    module.add_function(wrap_pyfunction!(idempotency_key, module)?)?;
+    module.add_function(wrap_pyfunction!(functions::parse_duration, module)?)?;
+    module.add_function(wrap_pyfunction!(functions::validate_retry, module)?)?;
+    module.add_function(wrap_pyfunction!(functions::retry_delay_ms, module)?)?;
+    module.add_function(wrap_pyfunction!(functions::idempotency_key, module)?)?;
     module.add("WORK_RELEASE", convert::WORK_RELEASE)?;
     module.add(
         "EVENT_FORMAT_VERSION",
