@@ -179,15 +179,14 @@ class AsyncDriver:
             if position > self._durable_seen:
                 self._durable_seen = position
             return None
+        return self._round_of(key)
+
+    def _round_of(self, key: int) -> "asyncio.Future[None]":
+        """The future of sync round ``key`` (a ``Core.sync_round`` key), watched from its first waiter on."""
         round_ = self._rounds.get(key)
         if round_ is None:
-            round_ = self._new_round(key)
-        return round_
-
-    def _new_round(self, key: int) -> "asyncio.Future[None]":
-        """The future of sync round ``key`` (a ``Core.sync_round`` key), watched from now on."""
-        round_ = self._rounds[key] = self.loop.create_future()
-        self._core.watch_durable(key)
+            round_ = self._rounds[key] = self.loop.create_future()
+            self._core.watch_durable(key)
         return round_
 
     async def until_durable(self, position: int) -> None:
@@ -271,10 +270,7 @@ class AsyncDriver:
                             self._durable_seen = position
                         elif self._rounds:
                             # Other runs wait for a sync: join their round (no spin, no coroutine).
-                            round_ = self._rounds.get(key)
-                            if round_ is None:
-                                round_ = self._new_round(key)
-                            await round_
+                            await self._round_of(key)
                             while position > self._durable_seen:
                                 round_ = self._round(position)
                                 if round_ is None:
