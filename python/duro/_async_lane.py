@@ -280,6 +280,8 @@ class AsyncDriver:
                             await self.until_durable(position)
                 except DuroError:
                     return  # the store failed (already logged); the run resumes on reopen
+        except Exception as exc:  # noqa: BLE001 - not a step's failure (those are recorded): block the run, say why
+            runner.cannot_run(work, exc, self._contexts.get(work[1]))
         finally:
             # Not a done callback: that would cost a bound method and a context copy per run.
             self._tasks.discard(asyncio.current_task())

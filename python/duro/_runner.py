@@ -95,6 +95,10 @@ class Outputs(Mapping):  # type: ignore[type-arg]
         return f"Outputs({dict(self)!r})"
 
 
+class CannotRun(Exception):
+    """This process cannot run a run's work (see ``Runner.cannot_run``)."""
+
+
 class RunContext:
     """What a worker keeps for a run between its steps."""
 
@@ -162,8 +166,38 @@ class Runner:
     def load(self, load: Tuple[Any, ...]) -> RunContext:
         generation, run_id, name, version, raw_input, outputs = load
         workflow = self.engine._definition(generation, name, version)
+        try:
+            value = self.codec.decode(raw_input)
+        except Exception as exc:  # noqa: BLE001 - any codec failure means the same: not here
+            raise CannotRun(
+                f"the {self.codec.name} codec of this engine cannot decode its input "
+                f"({type(exc).__name__}: {describe(exc)}); open the store with the codec that wrote it"
+            ) from exc
         prev = Outputs(self.codec.decode, outputs if len(outputs) else None)
-        return RunContext(workflow, run_id, self.codec.decode(raw_input), prev)
+        return RunContext(workflow, run_id, value, prev)
+
+    def cannot_run(self, work: Work, exc: BaseException, ctx: Optional[RunContext] = None) -> None:
+        """This process cannot run ``work``: not the step's failure (that would spend
+        the run's retries on something no retry here changes) but the process's. The
+        run is blocked, unchanged, and whoever waits for it hears why
+        (:class:`duro.RunBlocked`); the worker goes on with other runs."""
+        what = f"{KIND_NAMES.get(work[0], 'work')} #{work[2]}"
+        if ctx is not None:
+            run = repr(ctx.run_id)
+        elif work[5] is not None:
+            run = repr(work[5][1])
+        else:
+            run = f"#{work[1]}"
+        if isinstance(exc, CannotRun):
+            reason = str(exc)
+            log.error("duro: run %s is blocked: %s", run, reason)
+        else:
+            reason = f"duro failed while running its {what} ({type(exc).__name__}: {describe(exc)}); the log has the traceback"
+            log.error("duro: run %s is blocked: %s", run, reason, exc_info=exc)
+        try:
+            self.core.cannot_run(work[1], work[2], work[4], reason)
+        except DuroError:
+            pass  # the engine is closing or failed: the run resumes on reopen anyway
 
     # -- resolving what to call ----------------------------------------------------------------
 

@@ -66,6 +66,8 @@ class SyncWorkers:
                 return
             except EngineClosed:
                 return
+            except Exception as exc:  # noqa: BLE001 - not a step's failure (those are recorded): the worker goes on
+                runner.cannot_run(work, exc, contexts.get(work[1]))
 
     def _execute(self, work: Any, contexts: Dict[int, RunContext]) -> None:
         runner = self._runner

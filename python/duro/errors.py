@@ -36,6 +36,7 @@ __all__ = [
     "NonRetryableError",
     "PayloadTooLarge",
     "ResultTimeout",
+    "RunBlocked",
     "RunEnded",
     "RunNotFound",
     "SerializationError",
@@ -83,6 +84,14 @@ class BlockingCallInEventLoop(DuroError, RuntimeError):
     """A blocking wait was called on the thread of the event loop that has to run
     what it waits for, so it could never end: ``await`` the ``*_async`` twin there
     (``await handle.result_async()``)."""
+
+
+class RunBlocked(DuroError):
+    """The run cannot continue in this process for a reason of the process, not of
+    a step: its input cannot be decoded by this engine's codec, say. Nothing of the
+    run was changed and no retry was spent; it waits. Open the store again with a
+    process that can run it (the codec that wrote it), or call
+    ``engine.register(workflow)`` once the cause is fixed, and it goes on."""
 
 
 class EventLoopClosed(DuroError, RuntimeError):

@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from . import _args
-from .errors import NonDeterminismError, ResultTimeout
+from .errors import NonDeterminismError, ResultTimeout, RunBlocked
 from .results import JournalEntry, RunMeta, RunResult
 
 if TYPE_CHECKING:
@@ -46,8 +46,10 @@ class RunHandle:
     def result(self, timeout: Optional[float] = None) -> RunResult:
         """Blocks until the run ends and returns how it ended (it does not raise
         for a failed run: check ``result.ok``). Raises :class:`duro.ResultTimeout`
-        after ``timeout`` seconds and :class:`duro.NonDeterminismError` if the run
-        cannot continue because the workflow's steps changed.
+        after ``timeout`` seconds, :class:`duro.NonDeterminismError` if the run
+        cannot continue because the workflow's steps changed, and
+        :class:`duro.RunBlocked` if this process cannot run it (its codec cannot
+        decode the run's input, say).
 
         Called in a coroutine on the loop that runs this (async) workflow, it
         raises :class:`duro.BlockingCallInEventLoop`: the run could never finish
@@ -92,6 +94,8 @@ class RunHandle:
             )
         if outcome[0] == "blocked":
             raise NonDeterminismError(outcome[1])
+        if outcome[0] == "cannot_run":
+            raise RunBlocked(outcome[1])
         return self.engine._result_from(outcome, self._run_key)
 
     # -- inspecting ------------------------------------------------------------------------------

@@ -66,6 +66,10 @@ pub enum CoreError {
     },
     #[error("journal of run {run_id:?} is inconsistent: {detail}; the store may be corrupt")]
     Inconsistent { run_id: String, detail: String },
+    /// The caller handed a step could not run it for a reason of its own
+    /// process (it cannot decode the run's input with its codec, say).
+    #[error("this process cannot run it: {reason}")]
+    CannotRun { reason: String },
     #[error("step #{seq} of run {run_id:?} is not in progress; its result was discarded ({why})")]
     StaleResult {
         run_id: String,

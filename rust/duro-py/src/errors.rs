@@ -128,6 +128,8 @@ fn core_error(error: &CoreError) -> PyErr {
         CoreError::RunFinished { .. } => RunEnded::new_err(message),
         CoreError::Decode(_) | CoreError::Inconsistent { .. } => CorruptionError::new_err(message),
         CoreError::StaleResult { .. } => StaleResult::new_err(message),
+        // Only ever a reason a run is blocked (Wait::CannotRun), not a call's error.
+        CoreError::CannotRun { .. } => DuroError::new_err(message),
     }
 }
 

@@ -291,6 +291,13 @@ impl Core {
         next.map(|next| self.inline_next(py, next)).transpose()
     }
 
+    /// This process cannot run the work it was handed (it cannot decode the
+    /// run's input, say): the run is blocked with `reason`, unchanged, until its
+    /// workflow is registered again or the store is reopened.
+    fn cannot_run(&self, handle: u64, seq: u32, attempt: u32, reason: String) {
+        self.engine.cannot_run(handle, seq, attempt, reason);
+    }
+
     /// Every receipt position at or below this is durable.
     fn durable_position(&self) -> u64 {
         self.engine.durable_position()
@@ -413,7 +420,8 @@ impl Core {
         PyList::new(py, items)
     }
 
-    /// Waits (GIL released) for the run to end: the outcome tuple, `("blocked", reason)`, or `None` on timeout.
+    /// Waits (GIL released) for the run to end: the outcome tuple, `("blocked", reason)`
+    /// (non-determinism), `("cannot_run", reason)` (see `cannot_run`), or `None` on timeout.
     #[pyo3(signature = (run_key, timeout_s=None))]
     fn wait_finished<'py>(
         &self,
@@ -429,6 +437,9 @@ impl Core {
             Wait::Finished(outcome) => Ok(convert::outcome(py, &outcome)?.into_any()),
             Wait::Blocked(reason) => {
                 Ok(PyTuple::new(py, ["blocked".to_string(), reason])?.into_any())
+            }
+            Wait::CannotRun(reason) => {
+                Ok(PyTuple::new(py, ["cannot_run".to_string(), reason])?.into_any())
             }
             Wait::TimedOut => Ok(py.None().into_bound(py)),
         }

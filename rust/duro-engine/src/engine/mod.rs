@@ -43,7 +43,7 @@ use crate::error::EngineError;
 use crate::lanes::{Handle, Lane, LaneId, QueueItem};
 use crate::notify::EventFd;
 use crate::outcome::{FinishedCache, RunOutcome};
-use crate::table::{ActiveRun, Phase, Registered, RunTable};
+use crate::table::{ActiveRun, Blocked, Phase, Registered, RunTable};
 use crate::timers::Timers;
 use acks::Acks;
 use wakeups::timer_loop;
@@ -129,12 +129,15 @@ pub enum Wait {
     Finished(Arc<RunOutcome>),
     /// The run cannot continue (non-determinism); nothing of it was changed.
     Blocked(String),
+    /// The run cannot continue for another reason (see `Engine::cannot_run`);
+    /// nothing of it was changed.
+    CannotRun(String),
     TimedOut,
 }
 
 struct FinishedState {
     cache: FinishedCache,
-    blocked: HashMap<RunKey, String>,
+    blocked: HashMap<RunKey, Blocked>,
     watched: HashSet<RunKey>,
     notices: Vec<RunKey>,
     /// Store positions an event loop waits to become durable, and those that did.

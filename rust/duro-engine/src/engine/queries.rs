@@ -38,7 +38,10 @@ impl Engine {
 
     /// Why the run is blocked, if it is.
     pub fn blocked_reason(&self, run_key: RunKey) -> Option<String> {
-        lock(&self.inner.finished).blocked.get(&run_key).cloned()
+        lock(&self.inner.finished)
+            .blocked
+            .get(&run_key)
+            .map(|b| b.message.clone())
     }
 
     /// The outcome of a finished run, without waiting.
@@ -72,8 +75,12 @@ impl Engine {
             if let Some(outcome) = finished.cache.get(run_key) {
                 return Ok(Wait::Finished(outcome));
             }
-            if let Some(reason) = finished.blocked.get(&run_key) {
-                return Ok(Wait::Blocked(reason.clone()));
+            if let Some(blocked) = finished.blocked.get(&run_key) {
+                let message = blocked.message.clone();
+                return Ok(match blocked.non_determinism {
+                    Some(_) => Wait::Blocked(message),
+                    None => Wait::CannotRun(message),
+                });
             }
             if let Some(cause) = lock(&self.inner.fatal).clone() {
                 return Err(EngineError::Fatal(cause));

@@ -41,26 +41,39 @@ impl Inner {
     }
 
     pub(super) fn block(&self, handle: Handle, error: CoreError) {
+        self.block_if(handle, error, |_| true);
+    }
+
+    /// Blocks the run if `applies` holds for its phase (checked under the table lock).
+    pub(super) fn block_if(
+        &self,
+        handle: Handle,
+        error: CoreError,
+        applies: impl FnOnce(&Phase) -> bool,
+    ) {
         let mut table = lock(&self.table);
         let Some(run) = table.get_mut(handle) else {
             return;
         };
+        if !applies(&run.phase) {
+            return;
+        }
         let non_determinism = match &error {
             CoreError::NonDeterminism(nd) => Some(nd.clone()),
             _ => None,
         };
-        let message = format!("run {:?}: {error}", run.state.run_id);
-        run.phase = Phase::Blocked(Blocked {
-            message: message.clone(),
+        let blocked = Blocked {
+            message: format!("run {:?}: {error}", run.state.run_id),
             non_determinism,
-        });
+        };
+        run.phase = Phase::Blocked(blocked.clone());
         let key = run.state.run_key;
         let release = run.caller_loaded.then_some(handle);
         run.caller_loaded = false;
         let lane = run.wf.lane;
         drop(table);
         let mut finished = lock(&self.finished);
-        finished.blocked.insert(key, message);
+        finished.blocked.insert(key, blocked);
         if finished.watched.remove(&key) {
             finished.notices.push(key);
             self.notifier.signal();
@@ -103,7 +116,7 @@ impl Inner {
             }),
         };
         let blocked = match &phase {
-            Phase::Blocked(b) => Some(b.message.clone()),
+            Phase::Blocked(b) => Some(b.clone()),
             _ => None,
         };
         let handle = table.insert(ActiveRun {
@@ -116,8 +129,8 @@ impl Inner {
             pending: None,
             deadline_timer: false,
         });
-        if let Some(message) = blocked {
-            lock(&self.finished).blocked.insert(run_key, message);
+        if let Some(blocked) = blocked {
+            lock(&self.finished).blocked.insert(run_key, blocked);
             self.finished_cv.notify_all();
         }
         Ok(Some(handle))

@@ -93,6 +93,20 @@ impl Engine {
             })
     }
 
+    /// The caller could not run the attempt it was handed for a reason of its
+    /// own process, not of the step (it cannot decode the run's input with its
+    /// codec, say). Recording that as the step's failure would spend the run's
+    /// retries, or fail it, for something no retry here can change; instead the
+    /// run is blocked: nothing is written, waiters hear `reason`, and it is
+    /// tried again when its workflow is registered again or the store is
+    /// reopened. Ignored if the run has moved past that attempt.
+    pub fn cannot_run(&self, handle: Handle, seq: Seq, attempt: u32, reason: String) {
+        self.inner
+            .block_if(handle, CoreError::CannotRun { reason }, |phase| {
+                *phase == Phase::InCaller { seq, attempt }
+            });
+    }
+
     /// The attempt given by `Work::Execute` failed.
     pub fn step_failed(
         &self,

@@ -283,7 +283,7 @@ pub fn run_life(spec: LifeSpec<'_>, oracle: &mut Oracle) -> LifeReport {
                             .finished
                             .insert(keys[&key].clone(), outcome.outputs.clone());
                     }
-                    Ok(Wait::Blocked(reason)) => {
+                    Ok(Wait::Blocked(reason) | Wait::CannotRun(reason)) => {
                         shared_oracle
                             .lock()
                             .unwrap()

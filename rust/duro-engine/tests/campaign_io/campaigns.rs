@@ -82,7 +82,9 @@ fn probe(engine: &Engine, report: &LifeReport) -> Vec<String> {
             Ok(Wait::TimedOut) => {
                 v.push(format!("wait_finished(#{key}) after the fault timed out: a caller waiting for it would hang"))
             }
-            Ok(Wait::Blocked(reason)) => v.push(format!("#{key} blocked after the fault: {reason}")),
+            Ok(Wait::Blocked(reason) | Wait::CannotRun(reason)) => {
+                v.push(format!("#{key} blocked after the fault: {reason}"))
+            }
             Err(e) if says_reopen(&e.to_string()) => {}
             Err(e) => v.push(format!("wait_finished(#{key}) after the fault: the error does not say to reopen: {e}")),
         }

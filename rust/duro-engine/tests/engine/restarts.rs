@@ -134,3 +134,63 @@ fn a_changed_definition_blocks_the_run_without_touching_it() {
     };
     assert_eq!(outcome.status, RunStatus::Completed);
 }
+
+#[test]
+fn a_run_its_caller_cannot_run_is_blocked_unchanged_until_registered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = wf("codec", vec![task("a"), task("b")]);
+    let engine = embedded_engine(dir.path());
+    engine.register(def.clone(), LaneId::Sync).unwrap();
+    let started = engine.start("codec", "1", "c", vec![], None).unwrap();
+    engine.wait_durable(started.receipt).unwrap();
+    let run = started.run_key;
+    let Work::Execute(w) = engine
+        .next_work(LaneId::Sync, Duration::from_secs(5))
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("expected the first step")
+    };
+    let journal_before = engine.journal(run).unwrap().len();
+    // A report for another attempt is ignored: the run is not blocked by it.
+    engine.cannot_run(w.handle, w.seq, w.attempt + 1, "stale".into());
+    assert!(engine.blocked_reason(run).is_none());
+    engine.cannot_run(
+        w.handle,
+        w.seq,
+        w.attempt,
+        "its input cannot be decoded".into(),
+    );
+    let Wait::CannotRun(reason) = engine.wait_finished(run, Some(Duration::ZERO)).unwrap() else {
+        panic!("expected CannotRun")
+    };
+    assert!(
+        reason.contains("\"c\"") && reason.contains("its input cannot be decoded"),
+        "{reason}"
+    );
+    assert_eq!(engine.blocked_reason(run).as_deref(), Some(reason.as_str()));
+    // The caller is told to drop its context; no other work comes.
+    match engine
+        .next_work(LaneId::Sync, Duration::from_millis(50))
+        .unwrap()
+    {
+        Some(Work::Release { handle }) => assert_eq!(handle, w.handle),
+        other => panic!("expected the release, got {other:?}"),
+    }
+    assert!(engine
+        .next_work(LaneId::Sync, Duration::from_millis(50))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        engine.journal(run).unwrap().len(),
+        journal_before,
+        "nothing was appended"
+    );
+    // Registered again (a fixed process would reopen the store): the run goes on.
+    engine.register(def.clone(), LaneId::Sync).unwrap();
+    let Some(Wait::Finished(outcome)) = drive(&engine, &defs(&[&def]), run, &mut ok) else {
+        panic!()
+    };
+    assert_eq!(outcome.status, RunStatus::Completed);
+    engine.close().unwrap();
+}
