@@ -30,18 +30,20 @@ ASYNC_LANE = 1
 Waiter = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
-def _resolve(waiter: Waiter, value: Any) -> None:
+def _resolve(waiter: Waiter, value: Any, running: Optional[asyncio.AbstractEventLoop]) -> None:
+    """Resolves a waiter from the thread of loop ``running`` (its own loop: at once)."""
     loop, future = waiter
+    if loop is running:
+        if not future.done():
+            future.set_result(value)
+        return
 
     def set_result() -> None:
         if not future.done():
             future.set_result(value)
 
     try:
-        if loop is _current_loop():
-            set_result()
-        else:
-            loop.call_soon_threadsafe(set_result)
+        loop.call_soon_threadsafe(set_result)
     except RuntimeError:
         pass  # that loop is closed; nobody waits any more
 
@@ -146,7 +148,7 @@ class AsyncDriver:
                 ready = [w for key in finished for w in self._finished.pop(key, [])]
                 ready += [w for pos in durable for w in self._durable.pop(pos, [])]
             for waiter in ready:
-                _resolve(waiter, True)
+                _resolve(waiter, True, self.loop)  # this runs on self.loop
 
     def _fail_waiters(self, failure: BaseException) -> None:
         rounds = list(self._rounds.values())

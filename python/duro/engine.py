@@ -199,6 +199,11 @@ class Engine:
             self._activate(workflow)
 
     def _activate(self, workflow: Workflow) -> int:
+        # Every start comes here: answer an active definition without the lock (a
+        # dict read is atomic; entries are only replaced, under the lock, below).
+        current = self._active.get(workflow.key)
+        if current is not None and current[0] is workflow:
+            return current[1]
         with self._lock:
             current = self._active.get(workflow.key)
             if current is not None and current[0] is workflow:
@@ -254,6 +259,9 @@ class Engine:
                             log.error("duro: cannot define workflow %r: %s", workflow.name, exc)
 
     def _async_driver(self) -> AsyncDriver:
+        driver = self._async  # set once, under the lock; read without it on every start and wait
+        if driver is not None and not driver.loop.is_closed():
+            return driver
         with self._lock:
             if self._async is None:
                 self._check_usable()

@@ -354,9 +354,7 @@ class Workflow:
     ) -> "RunHandle":
         """Starts a run (durably) and returns its handle. The same ``run_id``
         always names the same run: starting it again returns the existing run."""
-        from .engine import resolve_engine
-
-        return resolve_engine(engine).start(self, input, run_id=run_id, delay=delay)
+        return _resolve_engine(engine).start(self, input, run_id=run_id, delay=delay)
 
     async def run_async(
         self,
@@ -367,9 +365,7 @@ class Workflow:
         delay: Optional[Duration] = None,
     ) -> "RunHandle":
         """Like :meth:`run`, awaiting durability without blocking the event loop."""
-        from .engine import resolve_engine
-
-        return await resolve_engine(engine).start_async(self, input, run_id=run_id, delay=delay)
+        return await _resolve_engine(engine).start_async(self, input, run_id=run_id, delay=delay)
 
     def run_many(
         self,
@@ -382,9 +378,7 @@ class Workflow:
         """Starts many runs with one shared wait for durability (one fsync for all).
         Every input is checked and encoded first: one that cannot be (or a run id
         that is not a str) raises before any run starts."""
-        from .engine import resolve_engine
-
-        return resolve_engine(engine).start_many(self, inputs, run_ids=run_ids, delay=delay)
+        return _resolve_engine(engine).start_many(self, inputs, run_ids=run_ids, delay=delay)
 
     async def run_many_async(
         self,
@@ -395,9 +389,7 @@ class Workflow:
         delay: Optional[Duration] = None,
     ) -> List["RunHandle"]:
         """Like :meth:`run_many`, awaiting durability without blocking the event loop."""
-        from .engine import resolve_engine
-
-        return await resolve_engine(engine).start_many_async(self, inputs, run_ids=run_ids, delay=delay)
+        return await _resolve_engine(engine).start_many_async(self, inputs, run_ids=run_ids, delay=delay)
 
 
 def workflow(
@@ -448,6 +440,20 @@ class _RunIds:
 
 
 _RUN_IDS = _RunIds()
+
+
+def _resolve_engine(engine: Optional["Engine"]) -> "Engine":
+    """``engine.resolve_engine``, imported once: engine imports this module, and an
+    import statement in each run() would cost microseconds per start."""
+    global _resolve_engine_fn
+    if _resolve_engine_fn is None:
+        from .engine import resolve_engine
+
+        _resolve_engine_fn = resolve_engine
+    return _resolve_engine_fn(engine)
+
+
+_resolve_engine_fn: Optional[Callable[[Optional["Engine"]], "Engine"]] = None
 
 
 def new_run_id() -> str:
