@@ -247,6 +247,14 @@ pub trait Store: Send + Sync {
 
     /// A short description for logs and `meta()` (e.g. "embedded at ./.duro").
     fn describe(&self) -> String;
+
+    /// The error every later call gets once the store has stopped for a failure
+    /// it did not report through the [`AckSink`] (the embedded store's index
+    /// commit, say). No I/O: callers that answer from memory instead of reading
+    /// the store check this, so that they fail as a read would.
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -66,10 +66,18 @@ impl Engine {
         timeout: Option<Duration>,
     ) -> Result<Wait, EngineError> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        // Finished earlier (or in another process's lifetime): answer from the store.
-        if let Some(outcome) = self.outcome(run_key)? {
-            return Ok(Wait::Finished(outcome));
+        // A run in memory has not finished, or its outcome is in the cache already
+        // (`finish` publishes it before the run leaves the table): the loop below
+        // answers without reading the store, which would first make the index
+        // catch up with every durable append (a forced index commit per call).
+        let in_memory = lock(&self.inner.table).handle_of(run_key).is_some();
+        if !in_memory {
+            // Finished earlier (or in another process's lifetime): answer from the store.
+            if let Some(outcome) = self.outcome(run_key)? {
+                return Ok(Wait::Finished(outcome));
+            }
         }
+        let health = || self.inner.store.health().map_err(EngineError::from);
         let mut finished = lock(&self.inner.finished);
         loop {
             if let Some(outcome) = finished.cache.get(run_key) {
@@ -88,6 +96,9 @@ impl Engine {
             if self.inner.closed.load(Ordering::Acquire) {
                 return Err(EngineError::Closed);
             }
+            // A store that stopped without telling the engine (see `Store::health`)
+            // is noticed here, within one nap.
+            health()?;
             let nap = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();

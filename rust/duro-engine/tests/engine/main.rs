@@ -3,10 +3,11 @@
 //! This file holds the simulated caller ([`drive`]) and the builders every scenario uses; the
 //! scenarios are in `runs.rs` (starts, completion, retries, limits), `control.rs` (pause,
 //! resume, cancel, compensation, on_failure), `timers.rs` (sleeps, event waits, timeouts,
-//! durable timers across a restart) and `restarts.rs` (recovery without redoing steps, a
-//! changed definition).
+//! durable timers across a restart), `reads.rs` (which calls read the store) and `restarts.rs`
+//! (recovery without redoing steps, a changed definition).
 
 mod control;
+mod reads;
 mod restarts;
 mod runs;
 mod timers;

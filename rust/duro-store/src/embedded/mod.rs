@@ -351,6 +351,10 @@ impl Store for EmbeddedStore {
         lock(&self.reader).summary_by_id(run_id)
     }
 
+    fn health(&self) -> Result<(), StoreError> {
+        self.check_index()
+    }
+
     fn summary_by_key(&self, run_key: RunKey) -> Result<Option<RunSummary>, StoreError> {
         self.catch_up()?;
         lock(&self.reader).summary_by_key(run_key)
