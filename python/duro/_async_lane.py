@@ -34,18 +34,17 @@ def _resolve(waiter: Waiter, value: Any, running: Optional[asyncio.AbstractEvent
     """Resolves a waiter from the thread of loop ``running`` (its own loop: at once)."""
     loop, future = waiter
     if loop is running:
-        if not future.done():
-            future.set_result(value)
+        _set_result(future, value)
         return
-
-    def set_result() -> None:
-        if not future.done():
-            future.set_result(value)
-
     try:
-        loop.call_soon_threadsafe(set_result)
+        loop.call_soon_threadsafe(_set_result, future, value)
     except RuntimeError:
         pass  # that loop is closed; nobody waits any more
+
+
+def _set_result(future: "asyncio.Future[Any]", value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _set_exception(future: "asyncio.Future[Any]", failure: BaseException) -> None:

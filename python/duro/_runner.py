@@ -181,7 +181,6 @@ class Runner:
         the run's retries on something no retry here changes) but the process's. The
         run is blocked, unchanged, and whoever waits for it hears why
         (:class:`duro.RunBlocked`); the worker goes on with other runs."""
-        what = f"{KIND_NAMES.get(work[0], 'work')} #{work[2]}"
         if ctx is not None:
             run = repr(ctx.run_id)
         elif work[5] is not None:
@@ -192,6 +191,7 @@ class Runner:
             reason = str(exc)
             log.error("duro: run %s is blocked: %s", run, reason)
         else:
+            what = f"{KIND_NAMES.get(work[0], 'work')} #{work[2]}"
             reason = f"duro failed while running its {what} ({type(exc).__name__}: {describe(exc)}); the log has the traceback"
             log.error("duro: run %s is blocked: %s", run, reason, exc_info=exc)
         try:

@@ -77,7 +77,6 @@ impl Engine {
                 return Ok(Wait::Finished(outcome));
             }
         }
-        let health = || self.inner.store.health().map_err(EngineError::from);
         let mut finished = lock(&self.inner.finished);
         loop {
             if let Some(outcome) = finished.cache.get(run_key) {
@@ -98,7 +97,7 @@ impl Engine {
             }
             // A store that stopped without telling the engine (see `Store::health`)
             // is noticed here, within one nap.
-            health()?;
+            self.inner.store.health()?;
             let nap = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
