@@ -24,6 +24,11 @@ use crate::error::StoreError;
 /// window (they flush); what it holds back is at most `GATHER_RECORDS`
 /// records of index work and the release of log segments it covers.
 const GATHER: Duration = Duration::from_millis(50);
+/// The window also ends once no batch came for this long: when the work
+/// pauses (the last run blocks, or the process is about to be killed), the
+/// index catches up at once instead of leaving a reopen up to `GATHER` of
+/// log records to apply.
+const QUIET: Duration = Duration::from_millis(5);
 /// Apply at once when this many records are queued.
 const GATHER_RECORDS: usize = 8_192;
 
@@ -35,6 +40,8 @@ struct InboxState {
     stop: bool,
     /// The indexer sleeps with nothing to do: the next batch must wake it.
     idle: bool,
+    /// When the last batch came (see `QUIET`).
+    last_push: Option<Instant>,
 }
 
 /// Durable batches waiting for the indexer. The writer thread only wakes the
@@ -51,6 +58,7 @@ impl Inbox {
         let mut state = lock(&self.state);
         state.records += batch.len();
         state.batches.push(batch);
+        state.last_push = Some(Instant::now());
         let wake = state.idle || state.records >= GATHER_RECORDS;
         drop(state);
         if wake {
@@ -70,8 +78,8 @@ impl Inbox {
     }
 
     /// Waits up to `idle_for` for a batch, lets batches gather for `GATHER`
-    /// (less if a reader flushes, or enough records wait), and takes them all.
-    /// Returns the batches and whether to stop.
+    /// (less if a reader flushes, enough records wait, or none came for
+    /// `QUIET`), and takes them all. Returns the batches and whether to stop.
     fn take(&self, idle_for: Duration) -> (Vec<Arc<DurableBatch>>, bool) {
         let mut state = lock(&self.state);
         if state.batches.is_empty() && !state.stop {
@@ -90,12 +98,13 @@ impl Inbox {
             && state.records < GATHER_RECORDS
         {
             let now = Instant::now();
-            if now >= until {
+            let quiet_until = state.last_push.map_or(now, |at| at + QUIET);
+            if now >= until || now >= quiet_until {
                 break;
             }
             state = self
                 .cv
-                .wait_timeout(state, until - now)
+                .wait_timeout(state, until.min(quiet_until) - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
