@@ -31,13 +31,11 @@ impl DurableSink for NullSink {
     fn failed(&self, _tokens: &[u64], _error: &WalError) {}
 }
 
-/// The records one fdatasync made durable, with the tokens their appenders gave. The records
-/// are read in place from the buffer that was written (zero-copy).
+/// The records one fdatasync made durable, with the tokens their appenders gave: a copy of
+/// exactly the bytes written, in the log's record format.
 #[derive(Debug)]
 pub struct DurableBatch {
     pub(crate) data: Vec<u8>,
-    pub(crate) start: usize,
-    pub(crate) end: usize,
     pub(crate) first_lsn: Lsn,
     pub(crate) last_lsn: Lsn,
     pub(crate) tokens: Vec<u64>,
@@ -74,9 +72,7 @@ impl DurableBatch {
 
     /// The records, in LSN order.
     pub fn records(&self) -> RecordIter<'_> {
-        RecordIter {
-            bytes: self.data.get(self.start..self.end).unwrap_or(&[]),
-        }
+        RecordIter { bytes: &self.data }
     }
 }
 

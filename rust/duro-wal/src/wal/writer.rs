@@ -94,8 +94,6 @@ pub(super) fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Resu
             std::mem::swap(&mut pending.tokens, &mut tokens);
         }
 
-        let single = chunks.len() == 1;
-        let buf_capacity = buf.capacity();
         for chunk in chunks.iter() {
             if let Err(error) = write_chunk(&shared, &mut current, &mut buf, chunk) {
                 let unacknowledged = tokens[chunk.tokens_start..].to_vec();
@@ -116,42 +114,20 @@ pub(super) fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Resu
                 .fetch_max(records, Ordering::Relaxed);
             shared.publish_durable(chunk.last_lsn);
 
-            // The batch owns the written buffer when it is the only chunk (the usual case).
-            let batch = if single {
-                DurableBatch {
-                    data: std::mem::take(&mut buf),
-                    start: chunk.buf_start,
-                    end: chunk.buf_end,
-                    first_lsn: chunk.first_lsn,
-                    last_lsn: chunk.last_lsn,
-                    tokens: std::mem::take(&mut tokens),
-                    segment_no: chunk.segment_no,
-                }
-            } else {
-                DurableBatch {
-                    data: buf[chunk.buf_start..chunk.buf_end].to_vec(),
-                    start: 0,
-                    end: chunk.buf_end - chunk.buf_start,
-                    first_lsn: chunk.first_lsn,
-                    last_lsn: chunk.last_lsn,
-                    tokens: tokens[chunk.tokens_start..chunk.tokens_end].to_vec(),
-                    segment_no: chunk.segment_no,
-                }
-            };
-            let batch = Arc::new(batch);
-            shared.sink.durable(Arc::clone(&batch));
-            if single {
-                // Reuse the buffers unless the sink kept the batch.
-                if let Ok(batch) = Arc::try_unwrap(batch) {
-                    buf = batch.data;
-                    tokens = batch.tokens;
-                }
-            }
+            // The batch gets a copy of exactly its bytes, and the writer keeps its buffer:
+            // the sink (the store's indexer) may hold batches for tens of milliseconds,
+            // and a batch that owned the buffer would pin its whole capacity (64 KiB or
+            // more for a few hundred bytes of records) until then.
+            let batch = Arc::new(DurableBatch {
+                data: buf[chunk.buf_start..chunk.buf_end].to_vec(),
+                first_lsn: chunk.first_lsn,
+                last_lsn: chunk.last_lsn,
+                tokens: tokens[chunk.tokens_start..chunk.tokens_end].to_vec(),
+                segment_no: chunk.segment_no,
+            });
+            shared.sink.durable(batch);
         }
         buf.clear();
-        if buf.capacity() == 0 {
-            buf.reserve(buf_capacity);
-        }
         tokens.clear();
         chunks.clear();
         spare_buf = buf;
