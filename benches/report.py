@@ -243,7 +243,12 @@ def header(data: Dict[str, Any]) -> str:
     busy = m.get("busy_at_start") or []
     load = ", ".join(f"{x:.2f}" for x in m["load_at_start"])
     load_end = ", ".join(f"{x:.2f}" for x in data.get("load_at_end", []))
-    quiet = "quiet" if m["load_at_start"][0] < 0.5 and not busy else "**under load** (other builds/tests were running)"
+    if busy:
+        quiet = "**under load** (other builds/tests were running: " + "; ".join(busy)[:200] + ")"
+    elif m["load_at_start"][0] >= 0.5:
+        quiet = "**not quiet**: 1-minute load average ≥ 0.5 at the start (no build or test process was running)"
+    else:
+        quiet = "quiet"
     return "\n".join([
         f"# duro benchmarks — {data['mode']} run",
         "",

@@ -115,9 +115,10 @@ def main() -> None:
         "notes": notes,
         "results": results,
     }
+    # Sampled before the criterion build, which would otherwise be the load it shows.
+    data["load_at_end"] = os.getloadavg()
     if args.with_rust:
         data["rust_benches"] = rust_benches(args.out)
-    data["load_at_end"] = os.getloadavg()
     data["duration_s"] = time.perf_counter() - began
     md = report.write(data, args.out, args.name)
     print(md)
