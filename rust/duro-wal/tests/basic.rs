@@ -8,7 +8,9 @@ use std::thread;
 
 use common::*;
 use duro_wal::fs::{OpKind, RealFs, SimFs};
-use duro_wal::{NullSink, Record, SyncMode, Wal, WalError, WalOptions, FORMAT_VERSION};
+use duro_wal::{
+    segment_file_name, NullSink, Record, SyncMode, Wal, WalError, WalOptions, FORMAT_VERSION,
+};
 
 #[test]
 fn round_trip_and_lsns_continue_after_reopen() {
@@ -639,4 +641,66 @@ fn records_of_one_batch_share_a_sync_round() {
     // The round was reached: every record of the batch is durable with it.
     assert!(wal.durable_lsn() >= 6);
     assert!((2..=6).all(|lsn| wal.sync_round(lsn) == 0));
+}
+
+/// The spare segment the log asks for when it opens, and each time it moves into a new
+/// segment, is made only after the log's first sync in its current segment: made at once,
+/// its zero-fill and sync ran during that first sync and delayed it (after a crash, the
+/// resumed runs wait for exactly that sync).
+#[test]
+fn spare_segments_are_made_after_the_first_sync_in_a_segment() {
+    use std::time::{Duration, Instant};
+
+    let fs = SimFs::new();
+    let (wal, _) = open_sim(&fs, small_options()).unwrap();
+    // Time enough for a preparer that did not wait to have made it.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        wal.stats().segments_created,
+        1,
+        "the spare segment was made before anything was synced"
+    );
+    // 22 records of 7 KiB, one sync each: the log moves into segment 3 (64 KiB segments,
+    // nine such records each), and asks for segment 4.
+    let p = vec![7u8; 7 << 10];
+    for _ in 0..22 {
+        wal.append_ticket(&[Record::new(1, &p)])
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal.stats().segments_created < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "segment 4 was never made: {:?}, files {:?}",
+            wal.stats(),
+            fs.files()
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    wal.close().unwrap();
+
+    let trace = fs.trace();
+    let name = |e: &duro_wal::fs::TraceEntry| {
+        e.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let first = |kind: OpKind, file: &str| {
+        trace
+            .iter()
+            .position(|e| e.kind == kind && name(e) == file)
+            .unwrap_or_else(|| panic!("no {kind:?} of {file} in the trace"))
+    };
+    for n in 1..=3u64 {
+        let synced = first(OpKind::SyncData, &segment_file_name(n));
+        let next_made = first(OpKind::Create, &format!("{:020}.wal.tmp", n + 1));
+        assert!(
+            synced < next_made,
+            "segment {} was started (op {next_made}) before the first sync in segment {n} (op {synced})",
+            n + 1
+        );
+    }
 }

@@ -189,11 +189,12 @@ fn failure_to_prepare_a_segment_fails_the_log_at_rotation() {
     }
     fs.clear_faults();
     let (wal, _) = open_with_sink(&fs, options.clone(), sink.clone()).unwrap();
-    wait_for_spare(&fs);
     wal.append_ticket(&[Record::new(1, &[1; 100])])
         .unwrap()
         .wait()
         .unwrap();
+    // The spare is made after the first sync.
+    wait_for_spare(&fs);
     wal.close().unwrap();
     // Remove the spare and make its re-creation fail: rotation must fail-stop.
     let fs2 = copy(&fs);

@@ -18,7 +18,7 @@ use super::shared::{lock, Chunk, Pending, RunState, Shared};
 
 impl Pending {
     /// Moves the write position to the start of the next segment and asks the preparer for
-    /// the one after it.
+    /// the one after it (made once the writer has synced in this one: `Preparer::defer`).
     fn rotate(&mut self, shared: &Shared) {
         self.segment_no += 1;
         self.segment_epoch = self.next_segment_epoch;
@@ -27,7 +27,7 @@ impl Pending {
         self.next_segment_epoch = new_epoch(self.segment_no + 1);
         shared
             .preparer
-            .request(self.segment_no + 1, self.next_segment_epoch);
+            .defer(self.segment_no + 1, self.next_segment_epoch);
     }
 
     /// The chunk records at the current position go into.

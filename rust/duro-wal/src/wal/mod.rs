@@ -143,7 +143,8 @@ impl Wal {
             }
             None => {
                 let epoch = new_epoch(current.segment_no + 1);
-                preparer.request(current.segment_no + 1, epoch);
+                // Made after the first sync (see `Preparer::defer`), not during it.
+                preparer.defer(current.segment_no + 1, epoch);
                 epoch
             }
         };

@@ -113,6 +113,8 @@ pub(super) fn writer_main(shared: Arc<Shared>, mut current: OpenSegment) -> Resu
                 .max_batch_records
                 .fetch_max(records, Ordering::Relaxed);
             shared.publish_durable(chunk.last_lsn);
+            // The next spare is made after this sync, not during it (`Preparer::defer`).
+            shared.preparer.release_deferred();
 
             // The batch gets a copy of exactly its bytes, and the writer keeps its buffer:
             // the sink (the store's indexer) may hold batches for tens of milliseconds,
