@@ -259,8 +259,21 @@ def header(data: Dict[str, Any]) -> str:
         + (f", rotational={disk['rotational']}" if "rotational" in disk else "") + ")",
         f"- software: Python {v['python']}, duro {v['duro']}, dbos {v['dbos']} (SQLAlchemy {v['sqlalchemy']}, psycopg {v['psycopg']}), SQLite {v['sqlite']}",
         f"- load average at start: {load}; at end: {load_end} — {quiet}",
-        f"- repeats: {data['repeats']} fresh process(es) per measurement; duration {data.get('duration_s', 0):.0f} s",
+        f"- repeats: {repeats_note(data)}; duration {data.get('duration_s', 0):.0f} s",
     ])
+
+
+def repeats_note(data: Dict[str, Any]) -> str:
+    """How many fresh processes each measurement got (more for quick ones, see run.py)."""
+    counts = [len(entry["runs"]) for entry in data["results"].values()]
+    text = f"{data['repeats']} fresh process(es) per measurement"
+    min_seconds = data.get("min_seconds") or 0
+    if counts and max(counts) > data["repeats"]:
+        text += (
+            f", quick ones repeated until their runs took {min_seconds:g} s (at most {data.get('max_repeats')}):"
+            f" {min(counts)}–{max(counts)} per measurement"
+        )
+    return text
 
 
 def sizes_note(data: Dict[str, Any]) -> str:

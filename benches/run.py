@@ -39,6 +39,13 @@ def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 repeat and smaller peer sizes (a few minutes)")
     ap.add_argument("--repeats", type=int, help="fresh-process repeats per measurement (default 3, quick 1)")
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        help="then repeat a measurement whose runs took less than this in all, up to --max-repeats "
+        "(default 4 s; quick 0): a 0.2 s measurement gets enough samples for its median",
+    )
+    ap.add_argument("--max-repeats", type=int, default=11, help="repeats at most, with --min-seconds (default 11)")
     ap.add_argument("--systems", default=",".join(plan.SYSTEMS), help="comma list of " + ",".join(plan.SYSTEMS))
     ap.add_argument("--only", default=",".join(plan.WORKLOADS), help="comma list of " + ",".join(plan.WORKLOADS))
     ap.add_argument("--workdir", default=os.path.join(HERE, ".work"), help="where stores live (same filesystem for all)")
@@ -65,6 +72,8 @@ def rust_benches(outdir: str) -> Dict[str, Any]:
 def main() -> None:
     args = parse()
     repeats = args.repeats or (1 if args.quick else 3)
+    min_seconds = args.min_seconds if args.min_seconds is not None else (0.0 if args.quick else 4.0)
+    max_repeats = max(repeats, args.max_repeats)
     systems = [s for s in args.systems.split(",") if s]
     workloads = [w for w in args.only.split(",") if w]
     notes = list(NOTES)
@@ -86,13 +95,27 @@ def main() -> None:
         notes.append("WARNING: the bench directory is on a RAM filesystem: fdatasync costs nothing there.")
     specs = plan.build(args.quick, systems, workloads)
     results: Dict[str, Dict[str, Any]] = {s["id"]: {"spec": s, "runs": []} for s in specs}
-    total = len(specs) * repeats
+    def wanted(spec: Dict[str, Any], rep: int) -> bool:
+        # Every measurement `repeats` times; then quick ones (a 1000 x 10-step duro run takes
+        # 0.1 s, a disturbance of 20 ms moves it by a fifth) again until their runs took
+        # `min_seconds` in all. Round by round, so every measurement spans the whole session.
+        runs = results[spec["id"]]["runs"]
+        if rep < repeats:
+            return True
+        return rep < max_repeats and float(sum(r["wall_s"] for r in runs)) < min_seconds
+
     done = 0
-    for rep in range(repeats):
-        for i, spec in enumerate(specs):
+    seq = 0
+    for rep in range(max_repeats):
+        todo = [spec for spec in specs if wanted(spec, rep)]
+        if not todo:
+            break
+        for spec in todo:
             done += 1
-            print(f"[{done}/{total}] {spec['id']} (repeat {rep + 1}) ...", end=" ", flush=True)
-            out = execute.run_spec(spec, workdir, rep * len(specs) + i, args.timeout)
+            seq += 1
+            total = f"/{len(specs) * repeats}" if rep < repeats else ""
+            print(f"[{done}{total}] {spec['id']} (repeat {rep + 1}) ...", end=" ", flush=True)
+            out = execute.run_spec(spec, workdir, seq, args.timeout)
             results[spec["id"]]["runs"].append(out)
             shown = {k: round(v, 2) for k, v in list(out.get("metrics", {}).items())[:3]}
             print(f"{out['wall_s']:.1f}s {shown}" + (" ERROR" if out.get("error") else ""), flush=True)
@@ -107,6 +130,8 @@ def main() -> None:
     data: Dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "repeats": repeats,
+        "min_seconds": min_seconds,
+        "max_repeats": max_repeats,
         "machine": machine,
         "versions": versions,
         "postgres": pg,
