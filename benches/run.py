@@ -105,17 +105,15 @@ def main() -> None:
         return rep < max_repeats and float(sum(r["wall_s"] for r in runs)) < min_seconds
 
     done = 0
-    seq = 0
     for rep in range(max_repeats):
         todo = [spec for spec in specs if wanted(spec, rep)]
         if not todo:
             break
         for spec in todo:
             done += 1
-            seq += 1
             total = f"/{len(specs) * repeats}" if rep < repeats else ""
             print(f"[{done}{total}] {spec['id']} (repeat {rep + 1}) ...", end=" ", flush=True)
-            out = execute.run_spec(spec, workdir, seq, args.timeout)
+            out = execute.run_spec(spec, workdir, done, args.timeout)
             results[spec["id"]]["runs"].append(out)
             shown = {k: round(v, 2) for k, v in list(out.get("metrics", {}).items())[:3]}
             print(f"{out['wall_s']:.1f}s {shown}" + (" ERROR" if out.get("error") else ""), flush=True)
